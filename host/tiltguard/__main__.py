@@ -1,0 +1,3 @@
+from tiltguard.cli import main
+
+raise SystemExit(main())
