@@ -1,0 +1,1 @@
+../host/tiltguard/protocol/wire.py
