@@ -1,5 +1,5 @@
 # Board variants and pin map: the single source the hardware docs and BOM are checked against
-# (tests/test_hardware_consistency.py). Plain dicts so CPython tests can import it too.
+# (tests/test_hardware.py). Plain dicts so CPython tests can import it too.
 
 # Reference clip: Seeed Studio XIAO ESP32S3 + LSM6DSV16X breakout, coin vibration motor on a
 # low-side N-MOSFET with a flyback diode, one button, the board's user LED, LiPo on the board charger.
