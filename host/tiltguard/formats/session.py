@@ -140,7 +140,7 @@ def _ordered(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
 
 def write_table(path: str | Path, df: pd.DataFrame) -> Path:
     """CSV with a stable float format, written atomically."""
-    return atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    return atomic_write_text(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
 
 
 def write_outputs(
