@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "live": ("tiltguard.live.cli", "record and analyse a run live over BLE, serial or replay"),
     "devices": ("tiltguard.transport.devices_cli", "list tiltguard clips in Bluetooth range"),
     "download": ("tiltguard.coach.download_cli", "download logged runs from the clip's flash"),
-    "export": ("tiltguard.coach.export_cli", "export a session as CSV, parquet or FIT"),
+    "export": ("tiltguard.coach.export_cli", "export a session as CSV, parquet, xlsx or FIT"),
     "report": ("tiltguard.coach.report_cli", "write a self-contained HTML report of a session"),
     "trends": ("tiltguard.coach.trends_cli", "summarise trends across many sessions"),
     "flash": ("tiltguard.commands.flash", "install the firmware on a board with mpremote"),
@@ -45,7 +45,8 @@ def _available() -> dict[str, tuple[str, str]]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the selected command's module is imported (to add its arguments)."""
     parser = argparse.ArgumentParser(
         prog="tiltguard",
         description="Pelvic tilt, obliquity and rotation for runners from a waist-worn IMU clip.",
@@ -57,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (mod, help_) in _available().items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=mod)
-        importlib.import_module(mod).add_arguments(p)
+        if name == selected:
+            importlib.import_module(mod).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(selected)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
