@@ -1,0 +1,114 @@
+"""Activity per sample: standing / walking / running / stopped, from the accelerometer alone.
+
+Features are orientation-free (they use ``|a|``), so this runs before alignment and works for a clip worn
+any way round:
+
+* still: moving standard deviation of ``|a|`` below ``still_std_g``;
+* running: a flight phase in every step -- the moving minimum of the (30 ms smoothed) ``|a|`` drops
+  below ``flight_g`` while the moving maximum exceeds ``impact_g``;
+* walking: moving but not running.
+
+Still samples before the first running or after the last are ``standing``, those in between ``stopped``.
+Short label flickers are removed with binary opening/closing (``min_bout_s``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+STANDING, WALKING, RUNNING, STOPPED = 0, 1, 2, 3
+NAMES = ("standing", "walking", "running", "stopped")
+
+
+@dataclass
+class ActivityConfig:
+    window_s: float = 1.0       # feature window (about one stride)
+    still_std_g: float = 0.05   # |a| std below this is still
+    flight_g: float = 0.45      # |a| minimum below this within a window = flight phase
+    impact_g: float = 1.6       # |a| maximum above this within a window = running impact
+    min_bout_s: float = 2.0     # bouts shorter than this are merged into their neighbours
+
+
+def _lowpass_mag(acc_g: np.ndarray, fs_hz: float) -> np.ndarray:
+    """``|a|`` smoothed by a ~30 ms moving average (keeps flight dips and impacts, drops noise), float32."""
+    a = np.asarray(acc_g, dtype=np.float32)
+    mag = np.sqrt(np.einsum("ij,ij->i", a, a))
+    return ndimage.uniform_filter1d(mag, max(1, int(round(0.03 * fs_hz))), mode="nearest")
+
+
+def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = None, *,
+             first_run_s: float | None = None, t_s: np.ndarray | None = None) -> np.ndarray:
+    """Activity code per sample (``STANDING``, ``WALKING``, ``RUNNING``, ``STOPPED``; uint8).
+
+    Parameters
+    ----------
+    acc_g : (N, 3) specific force in g, any frame.
+    fs_hz : nominal sample rate, Hz.
+    first_run_s, t_s : when the first running of the session is already known (a window of a longer
+        session), still samples before ``first_run_s`` are standing, later ones stopped.
+    """
+    cfg = config or ActivityConfig()
+    n = len(acc_g)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    w = max(3, int(round(cfg.window_s * fs_hz)))
+    mag = _lowpass_mag(acc_g, fs_hz)
+    mean = ndimage.uniform_filter1d(mag, w, mode="nearest")
+    sq = ndimage.uniform_filter1d(mag * mag, w, mode="nearest")
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    lo = ndimage.minimum_filter1d(mag, w, mode="nearest")
+    hi = ndimage.maximum_filter1d(mag, w, mode="nearest")
+    del mag, mean, sq
+
+    running = (lo < cfg.flight_g) & (hi > cfg.impact_g)
+    still = (std < cfg.still_std_g) & ~running
+    b = max(1, int(round(cfg.min_bout_s * fs_hz)))
+    # fill short holes (a step without clear flight), then drop short blips
+    running = _drop_short(~_drop_short(~running, b, keep_edges=True), b)
+    still = _drop_short(~_drop_short(~still, b, keep_edges=True), b) & ~running
+
+    code = np.full(n, WALKING, dtype=np.uint8)
+    code[running] = RUNNING
+    code[still] = STOPPED
+    if first_run_s is not None and t_s is not None:
+        first_run = int(np.searchsorted(t_s, first_run_s))
+    else:
+        first_run = int(np.argmax(running)) if running.any() else n
+        # a whole session at hand: still after the last running is standing too
+        if running.any():
+            tail = code[n - int(np.argmax(running[::-1])):]
+            tail[tail == STOPPED] = STANDING
+    head = code[:first_run]
+    head[head == STOPPED] = STANDING
+    return code
+
+
+def _drop_short(mask: np.ndarray, min_len: int, keep_edges: bool = False) -> np.ndarray:
+    """``mask`` without its True runs shorter than ``min_len`` samples (run-length form of an opening).
+
+    ``keep_edges``: runs touching either end are kept whatever their length (holes at the ends of a
+    recording are not holes).
+    """
+    b = bouts(mask)
+    if len(b) == 0:
+        return mask
+    short = (b[:, 1] - b[:, 0]) < min_len
+    if keep_edges:
+        short &= (b[:, 0] > 0) & (b[:, 1] < len(mask))
+    if not short.any():
+        return mask
+    out = mask.copy()
+    n = len(mask) + 1
+    d = np.bincount(b[short, 0], minlength=n) - np.bincount(b[short, 1], minlength=n)
+    out[np.cumsum(d[:-1]) > 0] = False
+    return out
+
+
+def bouts(mask: np.ndarray) -> np.ndarray:
+    """``(K, 2)`` array of ``[start, stop)`` sample indices of the True runs of ``mask``."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    d = np.flatnonzero(m[1:] != m[:-1])
+    return d.reshape(-1, 2)

@@ -1,0 +1,59 @@
+"""Stride-normalised mean curves of the pelvic angles, early vs late in the run (``CURVES_COLUMNS``).
+
+Every stride (left IC to next left IC) is resampled at 0, 1, ..., 100 % of its duration by one
+``np.interp`` call over all strides at once; the curves are the means over the strides of the first and the
+last quarter of the run's strides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tiltguard.core.events import Grid, StepEvents, uniform_grid
+from tiltguard.core.kinematics import Kinematics
+from tiltguard.core.metrics import stride_index
+from tiltguard.formats.session import CURVES_COLUMNS
+
+PCT = np.arange(101, dtype=float)
+PART = 0.25      # early = first quarter of the strides, late = last quarter
+
+
+def stride_curves(kin: Kinematics, ev: StepEvents, part: float = PART, grid: Grid | None = None) -> pd.DataFrame:
+    """Mean tilt/obliquity/rotation (deg) over 0..100 % of the stride, early and late in the run.
+
+    Parameters
+    ----------
+    kin, ev : the kinematics and its step events.
+    part : fraction of the strides forming each of the early and late groups (0 < part <= 0.5).
+    grid : the uniform grid of ``kin`` if the caller already has it.
+
+    Returns
+    -------
+    DataFrame with ``CURVES_COLUMNS`` and 101 rows (``pct`` 0..100); NaN where there are no strides or the
+    angle is unavailable.
+    """
+    si = stride_index(ev)
+    n = len(si)
+    if n == 0:
+        return pd.DataFrame(np.column_stack([PCT, np.full((101, 6), np.nan)]), columns=CURVES_COLUMNS)
+    g = grid or uniform_grid(kin)
+    k = max(1, int(round(part * n)))
+    si = np.concatenate((si[:k], si[n - k:]))     # only the early and late strides are needed
+    t0, t1 = ev.t_ic_s[si], ev.t_ic_s[si + 2]
+    tq = (t0[:, None] + (t1 - t0)[:, None] * (PCT / 100.0)[None, :]).ravel()    # (n * 101,)
+    fi = (tq - g.t0) / g.dt
+    i = np.clip(np.floor(fi).astype(int), 0, g.n - 2)
+    w = np.clip(fi - i, 0.0, 1.0)[:, None]
+    curves = (g.angles[i, :3] * (1 - w) + g.angles[i + 1, :3] * w).reshape(2 * k, 101, 3)
+    early, late = _nanmean(curves[:k]), _nanmean(curves[k:])              # (101, 3) each
+    # column order: tilt early/late, obliquity early/late, rotation early/late
+    body = np.stack([early, late], axis=2).reshape(101, 6)
+    return pd.DataFrame(np.column_stack([PCT, body]), columns=CURVES_COLUMNS)
+
+
+def _nanmean(c: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(c)
+    cnt = ok.sum(axis=0)
+    s = np.where(ok, c, 0.0).sum(axis=0)
+    return np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)

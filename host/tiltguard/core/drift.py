@@ -1,0 +1,233 @@
+"""Fatigue drift: each runner's own baseline and a sequential (CUSUM) detector over running strides.
+
+Per stride the detector sees the stride-mean anterior tilt, cadence, pelvic drop and rotation ROM.
+
+* **Baseline** (per runner, per session): medians over the running strides between ``warmup_s`` and
+  ``warmup_s + baseline_s`` of *running time* (stops and walks do not count), so the warm-up is skipped.
+* **Speed/cadence correction**: cadence is the speed proxy the data carry. When the baseline strides span
+  at least ``min_cadence_span_spm``, the tilt-vs-cadence slope is fitted on them (clamped to
+  ``max_cadence_slope``); otherwise ``cadence_slope_deg_per_spm`` is used. The expected tilt of a stride is
+  ``baseline + slope * (cadence - baseline cadence)``.
+* **Grade**: a sacral IMU cannot observe grade directly (on a steady slope the mean specific force is still
+  straight up), so hills are handled by persistence rather than by a model: the CUSUM needs the excess to
+  stay above ``k_on_deg`` long enough to accumulate ``h_on_deg_s``; a climb raises tilt for a while and
+  then gives it back, a fatigue drift keeps growing.
+* **Detector**: upper CUSUM ``S = max(0, S + (excess - k_on) * dt)``; alert when ``S >= h_on``. Once raised,
+  a lower CUSUM on ``k_off - excess`` must reach ``h_off`` before ``recovered`` is reported (hysteresis).
+  A new alert of the same kind needs ``cooldown_s`` since the last event of that kind, and an active alert is
+  never repeated (no nagging). The onset estimate (``summary.json`` ``drift_onset_s``) is the last time
+  before the first alert that the 30 s mean excess sat within ``onset_level_deg`` of the baseline.
+
+All state lives in :class:`DriftDetector`, which the batch call feeds stride by stride exactly as the
+incremental analyser does, so both raise identical alerts.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tiltguard.formats.session import ALERTS_COLUMNS
+
+
+@dataclass
+class DriftConfig:
+    warmup_s: float = 60.0               # running time ignored before the baseline
+    baseline_s: float = 90.0             # running time the baseline is taken over
+    min_baseline_strides: int = 20
+    cadence_slope_deg_per_spm: float = 0.0
+    min_cadence_span_spm: float = 8.0    # fit the cadence slope only when the baseline spans this much
+    max_cadence_slope: float = 0.3       # deg per spm, clamp for the fitted slope
+    # anterior tilt
+    k_on_deg: float = 2.3                # excess that counts towards an alert
+    h_on_deg_s: float = 35.0             # accumulated excess (deg * s) that raises it
+    k_off_deg: float = 1.2               # excess below which it counts towards recovery
+    h_off_deg_s: float = 45.0
+    cooldown_s: float = 300.0
+    max_stride_s: float = 2.0            # a longer "stride" (a gap) contributes at most this time
+    # pelvic drop (mean of left and right) and rotation ROM growth
+    drop_k_deg: float = 1.5
+    drop_h_deg_s: float = 60.0
+    rotation_k_deg: float = 3.0
+    rotation_h_deg_s: float = 60.0
+    value_window_s: float = 30.0         # alert value = mean excess over this long before the alert
+    onset_level_deg: float = 0.5         # drift onset = last time the 30 s mean excess was at most this
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Cusum:
+    k: float
+    h: float
+    s: float = 0.0
+    t_left_zero: float | None = None
+
+    def step(self, t: float, x: float, dt: float) -> bool:
+        if self.s == 0.0 and x > self.k:
+            self.t_left_zero = t - dt
+        # capped, so that evidence from long ago (e.g. built up during a cool-down) cannot fire later
+        self.s = min(max(0.0, self.s + (x - self.k) * dt), 2.0 * self.h)
+        return self.s >= self.h
+
+    def reset(self) -> None:
+        self.s, self.t_left_zero = 0.0, None
+
+
+@dataclass
+class DriftDetector:
+    """Sequential detector; call :meth:`update` with each running stride in time order."""
+
+    config: DriftConfig = field(default_factory=DriftConfig)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.run_s = 0.0
+        self._base: list[tuple[float, float, float, float]] = []
+        self.baseline: dict | None = None
+        self.tilt = _Cusum(c.k_on_deg, c.h_on_deg_s)
+        self.recover = _Cusum(-c.k_off_deg, c.h_off_deg_s)
+        self.drop = _Cusum(c.drop_k_deg, c.drop_h_deg_s)
+        self.rot = _Cusum(c.rotation_k_deg, c.rotation_h_deg_s)
+        self.active = {"anterior_tilt_drift": False, "pelvic_drop": False, "rotation_rom": False}
+        self.last_event = {"anterior_tilt_drift": -np.inf, "pelvic_drop": -np.inf, "rotation_rom": -np.inf}
+        self.onset_s: float | None = None
+        self._recent: deque[tuple[float, float]] = deque()
+        self._recent_sum = 0.0
+        self._n_base_ok = 0
+        self.excess: list[tuple[float, float]] = []   # (t_s, tilt excess) per stride after the baseline
+
+    def _set_baseline(self) -> None:
+        c = self.config
+        a = np.array(self._base, dtype=float)
+        tilt, cad, drop, rot = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        ok = np.isfinite(tilt)
+        slope = c.cadence_slope_deg_per_spm
+        cad0 = float(np.nanmedian(cad)) if np.isfinite(cad).any() else float("nan")
+        okc = ok & np.isfinite(cad)
+        if okc.sum() >= c.min_baseline_strides:
+            span = np.percentile(cad[okc], 95) - np.percentile(cad[okc], 5)
+            if span >= c.min_cadence_span_spm:
+                fit = np.polyfit(cad[okc], tilt[okc], 1)[0]
+                slope = float(np.clip(fit, -c.max_cadence_slope, c.max_cadence_slope))
+        self.baseline = {
+            "tilt_deg": float(np.nanmedian(tilt)) if ok.any() else float("nan"),
+            "cadence_spm": cad0,
+            "cadence_slope_deg_per_spm": slope,
+            "pelvic_drop_deg": float(np.nanmedian(drop)) if np.isfinite(drop).any() else float("nan"),
+            "rotation_rom_deg": float(np.nanmedian(rot)) if np.isfinite(rot).any() else float("nan"),
+            "n_strides": int(ok.sum()),
+        }
+
+    def update(self, t_end_s: float, stride_s: float, tilt_mean_deg: float, cadence_spm: float = np.nan,
+               pelvic_drop_deg: float = np.nan, rotation_rom_deg: float = np.nan) -> list[dict]:
+        """Feed one running stride; returns the alerts it raised (dicts with ``ALERTS_COLUMNS``)."""
+        c = self.config
+        dt = min(float(stride_s), c.max_stride_s) if math.isfinite(stride_s) else 0.0
+        self.run_s += dt
+        if self.baseline is None:
+            if self.run_s > c.warmup_s:
+                self._base.append((tilt_mean_deg, cadence_spm, pelvic_drop_deg, rotation_rom_deg))
+                self._n_base_ok += math.isfinite(tilt_mean_deg)
+            if self.run_s >= c.warmup_s + c.baseline_s and self._n_base_ok >= c.min_baseline_strides:
+                self._set_baseline()
+            return []
+        if not math.isfinite(tilt_mean_deg):
+            return []
+        b = self.baseline
+        expected = b["tilt_deg"]
+        if math.isfinite(cadence_spm) and math.isfinite(b["cadence_spm"]):
+            expected += b["cadence_slope_deg_per_spm"] * (cadence_spm - b["cadence_spm"])
+        e = float(tilt_mean_deg - expected)
+        t = float(t_end_s)
+        self.excess.append((t, e))
+        self._recent.append((t, e))
+        self._recent_sum += e
+        while self._recent[0][0] < t - c.value_window_s:
+            self._recent_sum -= self._recent.popleft()[1]
+        out: list[dict] = []
+        kind = "anterior_tilt_drift"
+        if not self.active[kind]:
+            fired = self.tilt.step(t, e, dt)
+            recent = self._recent_sum / len(self._recent)
+            if fired and recent > c.k_on_deg and t - self.last_event[kind] >= c.cooldown_s:
+                self.active[kind] = True
+                self.last_event[kind] = t
+                if self.onset_s is None:
+                    self.onset_s = self._onset_estimate()
+                out.append(self._alert(t, kind, recent, b["tilt_deg"]))
+                self.recover.reset()
+        else:
+            # recovery CUSUM accumulates (k_off - excess): step with x = -excess against k = -k_off
+            if self.recover.step(t, -e, dt):
+                self.active[kind] = False
+                self.last_event[kind] = t
+                self.tilt.reset()
+                out.append(self._alert(t, "recovered", e, b["tilt_deg"]))
+        for kind, cus, x, base in (("pelvic_drop", self.drop, pelvic_drop_deg, b["pelvic_drop_deg"]),
+                                   ("rotation_rom", self.rot, rotation_rom_deg, b["rotation_rom_deg"])):
+            if not (math.isfinite(x) and math.isfinite(base)):
+                continue
+            ex = float(x - base)
+            if self.active[kind]:
+                if ex < 0.5 * cus.k:  # back near baseline: re-arm (no event of its own)
+                    self.active[kind] = False
+                    cus.reset()
+                continue
+            if cus.step(t, ex, dt) and t - self.last_event[kind] >= c.cooldown_s:
+                self.active[kind] = True
+                self.last_event[kind] = t
+                out.append(self._alert(t, kind, ex, base))
+        return out
+
+    def _onset_estimate(self) -> float | None:
+        """When the excess last sat near baseline (30 s running mean <= ``onset_level_deg``) before now."""
+        c = self.config
+        t = np.array([x[0] for x in self.excess])
+        e = np.array([x[1] for x in self.excess])
+        if len(t) < 3:
+            return self.tilt.t_left_zero
+        w = max(1, int(round(c.value_window_s / max(np.median(np.diff(t)), 1e-3))))
+        ma = np.convolve(e, np.ones(w) / w, mode="same") if len(e) > w else np.full(len(e), e.mean())
+        below = np.flatnonzero(ma <= c.onset_level_deg)
+        return float(t[below[-1]]) if len(below) else float(t[0])
+
+    @staticmethod
+    def _alert(t: float, kind: str, value: float, baseline: float) -> dict:
+        return {"t_s": t, "kind": kind, "value": round(value, 3), "baseline_deg": round(baseline, 3), "sent": ""}
+
+    def feed_table(self, strides: pd.DataFrame) -> list[dict]:
+        """Feed every row of a strides table (``STRIDES_COLUMNS``) in order; returns the alerts raised."""
+        if len(strides) == 0:
+            return []
+        cols = {k: strides[k].to_numpy(dtype=float) if k in strides else np.full(len(strides), np.nan)
+                for k in ("t_start_s", "t_end_s", "tilt_mean_deg", "cadence_spm", "pelvic_drop_l_deg",
+                          "pelvic_drop_r_deg", "rotation_rom_deg")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN drops (no gyro)
+            drop = np.nanmean(np.vstack([cols["pelvic_drop_l_deg"], cols["pelvic_drop_r_deg"]]), axis=0)
+        out: list[dict] = []
+        for t0, t1, tilt, cad, dr, rot in zip(cols["t_start_s"].tolist(), cols["t_end_s"].tolist(),
+                                              cols["tilt_mean_deg"].tolist(), cols["cadence_spm"].tolist(),
+                                              drop.tolist(), cols["rotation_rom_deg"].tolist()):
+            out += self.update(t1, t1 - t0, tilt, cad, dr, rot)
+        return out
+
+
+def detect_drift(strides: pd.DataFrame, config: DriftConfig | None = None) -> tuple[pd.DataFrame, DriftDetector]:
+    """Batch drift detection over a strides table; returns (alerts table, the detector with its state)."""
+    det = DriftDetector(config or DriftConfig())
+    alerts = det.feed_table(strides)
+    return alerts_frame(alerts), det
+
+
+def alerts_frame(alerts: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(alerts, columns=ALERTS_COLUMNS)
+    df["sent"] = df["sent"].astype(object)
+    return df

@@ -1,0 +1,215 @@
+"""The whole analysis of one recording: ``analyze(rec) -> Analysis``.
+
+activity -> align (mounting) -> orientation -> events -> metrics/curves -> drift -> summary.
+Activity comes first because its features are orientation-free and the mounting is calibrated on the
+stance and the first running it finds. Every stage is a pure function of arrays; ``core.stream`` runs the
+same stages on a sliding window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tiltguard.core import activity as act
+from tiltguard.core.align import Mounting, estimate_mounting
+from tiltguard.core.drift import DriftConfig, DriftDetector, detect_drift
+from tiltguard.core.kinematics import Kinematics
+from tiltguard.core.orientation import OrientationConfig, orientation
+from tiltguard.errors import InputError
+from tiltguard.formats.raw import Recording
+from tiltguard.formats.session import Outputs
+
+
+@dataclass
+class AnalysisConfig:
+    orientation: OrientationConfig = field(default_factory=OrientationConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    curves: bool = True
+
+
+@dataclass
+class Analysis(Outputs):
+    """:class:`~tiltguard.formats.session.Outputs` plus the intermediate results."""
+
+    kinematics: Kinematics | None = None
+    mounting: Mounting | None = None
+    detector: DriftDetector | None = None
+
+
+NOMINAL_RATE_SAMPLES = 5000   # the rate is taken from the start, so the stream finds the same one
+
+
+def nominal_rate(t_s: np.ndarray) -> float:
+    """Nominal sample rate, Hz: 1 / median interval of the first samples, rounded to a whole Hz.
+
+    Rounding makes the rate immune to timing jitter, so a window of a session (``core.stream``) finds the
+    same rate as the whole session; timestamps stay the truth for event times.
+    """
+    dt = np.diff(np.asarray(t_s[: NOMINAL_RATE_SAMPLES + 1], dtype=np.float64))
+    if len(dt) == 0:
+        raise InputError("recording has fewer than 2 samples")
+    return float(max(1.0, np.round(1.0 / np.median(dt))))
+
+
+def kinematics(rec: Recording, config: AnalysisConfig | None = None, mounting: Mounting | None = None,
+               fs_hz: float | None = None, first_run_s: float | None = None) -> tuple[Kinematics, Mounting]:
+    """activity -> mounting -> orientation; returns the kinematics and the mounting used."""
+    cfg = config or AnalysisConfig()
+    oc = cfg.orientation
+    fs = fs_hz or nominal_rate(rec.t_s)
+    acc = np.asarray(rec.acc_g, dtype=np.float64)
+    if len(acc) < 2:
+        raise InputError("recording has fewer than 2 samples")
+    finite = np.isfinite(acc)
+    if not finite.any():
+        raise InputError("the accelerometer columns hold no numbers")
+    codes = act.classify(acc if finite.all() else np.nan_to_num(acc), fs, oc.activity, first_run_s=first_run_s,
+                         t_s=rec.t_s)
+    del finite
+    if mounting is None:
+        mounting = estimate_mounting(rec.t_s, acc, rec.gyro_dps, fs, codes, oc.align)
+    kin = orientation(rec, mounting=mounting, activity=codes, config=oc, fs_hz=fs)
+    return kin, mounting
+
+
+def analyze(rec: Recording, config: AnalysisConfig | None = None, *, mounting: Mounting | None = None
+            ) -> Analysis:
+    """Analyse a recording: steps, strides, alerts, curves and summary (``docs/formats.md``).
+
+    Parameters
+    ----------
+    rec : the raw recording (device frame).
+    config : thresholds and filter settings; defaults when None.
+    mounting : a known sensor-to-pelvis mounting; estimated from the session when None.
+    """
+    from tiltguard.core import curves as cv
+    from tiltguard.core import events, metrics
+
+    cfg = config or AnalysisConfig()
+    kin, mounting = kinematics(rec, cfg, mounting)
+    ev = events.detect_steps(kin)
+    grid = events.uniform_grid(kin)
+    steps = metrics.step_table(kin, ev, grid)
+    strides = metrics.stride_table(kin, ev, grid)
+    del grid
+    curves = cv.stride_curves(kin, ev) if cfg.curves else None
+    if not kin.meta.get("gyro", True):
+        strides, curves = mask_unavailable(strides, curves)
+    alerts, det = detect_drift(strides, cfg.drift)
+    summary = summarize(kin, steps, strides, alerts, det, mounting)
+    return Analysis(steps=steps, strides=strides, alerts=alerts, summary=summary, curves=curves,
+                    kinematics=kin, mounting=mounting, detector=det)
+
+
+# stride columns that need the within-stride angle shape, which an accelerometer alone cannot give
+NEEDS_GYRO = ("tilt_min_deg", "tilt_max_deg", "tilt_rom_deg", "tilt_ic_deg", "obliquity_rom_deg",
+              "rotation_rom_deg", "pelvic_drop_l_deg", "pelvic_drop_r_deg", "obliquity_asymmetry_pct")
+
+
+def mask_unavailable(strides: pd.DataFrame, curves: pd.DataFrame | None):
+    """Accelerometer-only: blank what only the gyro can give (stride-mean tilt stays, as a trend)."""
+    strides = strides.copy()
+    for c in NEEDS_GYRO:
+        if c in strides:
+            strides[c] = np.nan
+    if curves is not None:
+        curves = curves.copy()
+        for c in curves.columns:
+            if c != "pct":
+                curves[c] = np.nan
+    return strides, curves
+
+
+def _median(df: pd.DataFrame, col: str) -> float | None:
+    if col not in df or len(df) == 0:
+        return None
+    v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return round(float(np.median(v)), 3) if len(v) else None
+
+
+def activity_seconds(t_s: np.ndarray, codes: np.ndarray, fs_hz: float) -> dict[str, float]:
+    """Seconds spent in each activity (sample intervals, gaps excluded)."""
+    dt = np.diff(t_s, append=t_s[-1] + 1.0 / fs_hz)
+    dt = np.where(dt > 2.5 / fs_hz, 1.0 / fs_hz, dt)
+    sec = np.bincount(codes, weights=dt, minlength=len(act.NAMES))
+    return {name: round(float(s), 2) for name, s in zip(act.NAMES, sec)}
+
+
+def summarize(kin: Kinematics, steps: pd.DataFrame, strides: pd.DataFrame, alerts: pd.DataFrame,
+              det: DriftDetector, mounting: Mounting, activity_s: dict | None = None,
+              duration_s: float | None = None, gaps: list | None = None) -> dict:
+    """The ``summary.json`` dict (keys of docs/formats.md plus a few extras)."""
+    if activity_s is None:
+        activity_s = activity_seconds(kin.t_s, kin.activity, kin.fs_hz)
+    if duration_s is None:
+        duration_s = float(kin.t_s[-1] - kin.t_s[0])
+    base = det.baseline or {}
+    drift_alerts = alerts[alerts["kind"] == "anterior_tilt_drift"] if len(alerts) else alerts
+    out = {
+        "duration_s": round(duration_s, 3),
+        "running_s": activity_s.get("running", 0.0),
+        "n_steps": int(len(steps)),
+        "n_strides": int(len(strides)),
+        "cadence_spm": _median(strides, "cadence_spm"),
+        "gct_ms": _median(steps, "gct_ms"),
+        "tilt_baseline_deg": None if not np.isfinite(base.get("tilt_deg", np.nan)) else round(base["tilt_deg"], 3),
+        "drift_onset_s": None if det.onset_s is None else round(float(det.onset_s), 2),
+        "drift_alert_s": None if len(drift_alerts) == 0 else round(float(drift_alerts["t_s"].iloc[0]), 2),
+        "alerts": int(len(alerts)),
+        "mounting": mounting.to_dict(),
+        "gaps": kin.meta.get("gaps", []) if gaps is None else gaps,
+        "sample_rate_hz": kin.fs_hz,
+        "activity_s": activity_s,
+        "tilt_mean_deg": _median(strides, "tilt_mean_deg"),
+        "tilt_rom_deg": _median(strides, "tilt_rom_deg"),
+        "obliquity_rom_deg": _median(strides, "obliquity_rom_deg"),
+        "rotation_rom_deg": _median(strides, "rotation_rom_deg"),
+        "vertical_oscillation_cm": _median(steps, "vertical_oscillation_cm"),
+        "baseline": base or None,
+        "gyro": kin.meta.get("gyro", False),
+        "unavailable": kin.meta.get("unavailable", []),
+    }
+    if "device_angles" in kin.meta:
+        out["device_angles"] = kin.meta["device_angles"]
+    return out
+
+
+def load_config(path) -> AnalysisConfig:
+    """Read an :class:`AnalysisConfig` from a TOML file with optional tables ``[drift]``,
+    ``[orientation]``, ``[activity]`` and ``[align]`` whose keys are the dataclass fields.
+
+    Unknown keys or wrong types raise :class:`InputError` (one line).
+    """
+    import tomllib
+    from dataclasses import fields
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid TOML ({exc})") from None
+    cfg = AnalysisConfig()
+    targets = {"drift": cfg.drift, "orientation": cfg.orientation, "activity": cfg.orientation.activity,
+               "align": cfg.orientation.align}
+    for section, values in data.items():
+        if section not in targets or not isinstance(values, dict):
+            raise InputError(f"{p.name}: unknown section [{section}] (use {', '.join(targets)})")
+        obj = targets[section]
+        known = {f.name: f for f in fields(obj)}
+        for k, v in values.items():
+            if k not in known:
+                raise InputError(f"{p.name}: [{section}] has no setting {k!r}")
+            cur = getattr(obj, k)
+            if isinstance(cur, (int, float)) and not isinstance(cur, bool):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise InputError(f"{p.name}: [{section}] {k} must be a number")
+                v = type(cur)(v)
+            setattr(obj, k, v)
+    return cfg
