@@ -1,0 +1,165 @@
+# MicroPython script (run by test_fw_log.py under the unix port): exercises firmware/log.py
+# and prints one JSON line of results per check. argv: check name, work dir, seed.
+import json
+import os
+import random
+import sys
+
+import frames
+import log
+import wire
+
+check, work, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+random.seed(seed)
+
+
+def rmtree(p):
+    try:
+        names = os.listdir(p)
+    except OSError:
+        return
+    for n in names:
+        os.remove(p + "/" + n)
+    os.rmdir(p)
+
+
+enc = frames.DataEncoder(wire.MODE_COMPACT, log=True)
+enc.cap = log.CAP_COMPACT
+
+
+def value(seq, j):
+    # a sample's content follows from its seq, so any corruption is seen
+    return ((seq * 7 + j * 13) & 0x7FFF) - 0x4000
+
+
+def write(lg, seq, nrec):
+    for _ in range(nrec):
+        enc.begin(seq, seq >> 24, (seq * 5000) & 0xFFFFFF, 20000)
+        for i in range(log.CAP_COMPACT):
+            s = seq + i
+            enc.add(value(s, 0), value(s, 1), value(s, 2), value(s, 3), value(s, 4), value(s, 5))
+        f = enc.finish()
+        slot = lg.slot()
+        slot[: len(f)] = f
+        lg.commit()
+        seq += log.CAP_COMPACT
+    return seq
+
+
+def verify(lg, from_seq=0, count=0):
+    """(seqs of records read, all samples right?)"""
+    seqs = []
+    ok = True
+    for rec in lg.read(from_seq, count):
+        s0 = log.rec_seq(rec)
+        seqs.append(s0)
+        for i in range(log.rec_n(rec)):
+            for j in range(6):
+                o = 4 + wire.DATA_HDR_SIZE + i * 12 + 2 * j
+                v = rec[o] | rec[o + 1] << 8
+                v = v - 0x10000 if v & 0x8000 else v
+                ok = ok and v == value(s0 + i, j)
+    return seqs, ok
+
+
+def seg_files(root):
+    return sorted(n for n in os.listdir(root) if n.endswith(".seg"))
+
+
+if check == "powerloss":
+    out = []
+    for trial in range(12):
+        root = work + "/t%d" % trial
+        rmtree(root)
+        lg = log.Log(root, seg_bytes=4 * log.BLOCK, max_bytes=1 << 30)
+        lg.start_run()
+        blocks = random.randint(1, 9)
+        nrec = blocks * log.PER_BLOCK  # the last block is the one being written at the power loss
+        end = write(lg, 0, nrec)
+        extra = random.randint(0, log.PER_BLOCK - 1)  # records still in RAM: lost with the power
+        write(lg, end, extra)
+        lg._f.close()  # power loss: no stop_run, no sync of the RAM block
+        names = seg_files(root)
+        path = root + "/" + names[-1]
+        data = open(path, "rb").read()
+        size = len(data)
+        cut = random.randint(max(0, size - log.BLOCK), size)
+        mode = random.choice(("truncate", "garbage", "erased"))
+        tail = b""
+        if mode == "garbage":
+            tail = bytes(random.getrandbits(8) for _ in range(random.randint(1, size - cut + 200)))
+        elif mode == "erased":  # NOR flash after an interrupted erase reads 0xFF
+            tail = b"\xff" * (size - cut)
+        with open(path, "wb") as f:
+            f.write(data[:cut] + tail)
+        complete = (sum(os.stat(root + "/" + n)[6] for n in names[:-1]) + cut) // log.REC
+        lg2 = log.Log(root, seg_bytes=4 * log.BLOCK, max_bytes=1 << 30)
+        seqs, ok = verify(lg2)
+        # a new run after the recovery continues the sequence and reads back
+        lg2.start_run()
+        write(lg2, lg2.end_seq, 3)
+        lg2.stop_run()
+        seqs2, ok2 = verify(log.Log(root, seg_bytes=4 * log.BLOCK, max_bytes=1 << 30))
+        out.append({
+            "mode": mode, "appended": nrec + extra, "synced": nrec, "complete_before_cut": complete,
+            "recovered": len(seqs), "prefix": seqs == [i * log.CAP_COMPACT for i in range(len(seqs))],
+            "values_ok": ok and ok2, "torn": lg2.torn_records, "after_new_run": len(seqs2),
+            "continues": seqs2[len(seqs):] == [(len(seqs) + i) * log.CAP_COMPACT for i in range(3)],
+        })
+        rmtree(root)
+    print(json.dumps(out))
+
+elif check == "recovery_tmp":
+    # a crash during recovery leaves NAME.seg.tmp next to the intact original
+    root = work + "/r"
+    rmtree(root)
+    lg = log.Log(root, max_bytes=1 << 30)
+    lg.start_run()
+    write(lg, 0, 40)
+    lg.stop_run()
+    names = seg_files(root)
+    with open(root + "/" + names[-1] + ".tmp", "wb") as f:
+        f.write(b"partial copy")
+    with open(root + "/" + names[-1], "ab") as f:
+        f.write(b"\x00" * 50)  # and a torn tail
+    lg2 = log.Log(root, max_bytes=1 << 30)
+    seqs, ok = verify(lg2)
+    print(json.dumps({"recovered": len(seqs), "values_ok": ok, "tmp_left": [n for n in os.listdir(root) if n.endswith(".tmp")]}))
+
+elif check == "resume":
+    root = work + "/d"
+    rmtree(root)
+    lg = log.Log(root, seg_bytes=2 * log.BLOCK, max_bytes=1 << 30)
+    lg.start_run()
+    end = write(lg, 1000, 150)  # 150 records over several segments
+    lg.stop_run()
+    lg.start_run()
+    end2 = write(lg, end, 7)  # a second run, still open: 7 records in the RAM block
+    full, ok_full = verify(lg)
+    cut = random.randint(1000, end2 - 1)
+    a, ok_a = verify(lg, 1000, cut - 1000)  # first half of an interrupted download
+    last = a[-1] + log.CAP_COMPACT  # where the host resumes: after the last sample it got
+    b, ok_b = verify(lg, last)
+    mid, _ = verify(lg, cut, 1)
+    print(json.dumps({
+        "full": full, "a": a, "b": b, "cut": cut, "ok": ok_full and ok_a and ok_b, "mid": mid,
+        "first_seq": lg.first_seq, "end_seq": lg.end_seq, "end2": end2,
+    }))
+
+elif check == "rotate":
+    root = work + "/f"
+    rmtree(root)
+    seg = 2 * log.BLOCK
+    lg = log.Log(root, seg_bytes=seg, max_bytes=3 * seg)
+    lg.start_run()
+    end = write(lg, 0, 10 * 2 * log.PER_BLOCK + 5)  # 10 segments and a bit into a 3-segment budget
+    used = lg.used_bytes()
+    lost, first = lg.lost, lg.first_seq
+    lg.stop_run()
+    seqs, ok = verify(lg)
+    lg2 = log.Log(root, seg_bytes=seg, max_bytes=3 * seg)
+    print(json.dumps({
+        "end": end, "used": used, "max": 3 * seg, "lost": lost, "first_seq": first,
+        "first_read": seqs[0], "n_read": len(seqs), "ok": ok, "lost_after_reboot": lg2.lost,
+        "rotations": lg.rotations, "end_after_reboot": lg2.end_seq,
+    }))
