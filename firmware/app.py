@@ -11,7 +11,6 @@ cursor, so a slow link or a flash stall never blocks sampling (the ring holds RI
 5 s at 200 Hz; beyond that the slow consumer skips ahead and the skipped samples count as dropped).
 """
 
-import asyncio
 import struct
 import time
 from array import array

@@ -20,11 +20,7 @@ import struct
 import micropython
 
 import wire
-
-try:
-    from frames import crc16 as _crc16_impl  # the protocol's allocation-free CRC
-except ImportError:  # frames.py not there (yet): same CRC-16/CCITT-FALSE, plain Python
-    _crc16_impl = None
+from frames import crc16  # the protocol's allocation-free CRC-16/CCITT-FALSE
 
 REC = 128
 SLOT = 124  # frame bytes per record
@@ -37,18 +33,6 @@ T_LOG_F = (wire.PROTOCOL_VERSION << 4) | wire.T_LOG_FULL
 CAP_COMPACT = (SLOT - wire.DATA_OVERHEAD) // wire.SAMPLE_COMPACT_SIZE  # 9
 CAP_FULL = (SLOT - wire.DATA_OVERHEAD) // wire.SAMPLE_FULL_SIZE  # 6
 _NAME = "%05d_%04d.seg"
-
-
-def crc16(buf, n):
-    """CRC-16/CCITT-FALSE of ``buf[:n]``."""
-    if _crc16_impl is not None:
-        return _crc16_impl(buf, n)
-    crc = 0xFFFF
-    for i in range(n):
-        crc ^= buf[i] << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
 
 
 @micropython.viper

@@ -44,6 +44,46 @@ def remap_code(remap):
     return out
 
 
+class FifoImu:
+    """What the drivers share: register access through one preallocated byte, and the
+    sequence/overflow bookkeeping (seq counts lost samples too, so a gap keeps its length)."""
+
+    def __init__(self, i2c, addr, remap, max_samples):
+        self.i2c = i2c
+        self.addr = addr
+        self.max_samples = max_samples
+        self._rm = remap_code(remap)
+        self._b1 = bytearray(1)
+        self.rate_hz = 0
+        self.period_ns = 0
+        self.seq = 0  # index of the first sample returned by the last read_fifo
+        self._next = 0  # index of the next sample to come out of the FIFO
+        self.lost = 0  # samples lost to FIFO overflows, total
+        self.overflows = 0  # overflow events
+        self.overflowed = False  # the last read_fifo found an overflow
+
+    @property
+    def sample_period_us(self):
+        """Sample interval in microseconds (float; period_ns is the exact integer)."""
+        return self.period_ns / 1000
+
+    def _w(self, reg, val):
+        self._b1[0] = val
+        self.i2c.writeto_mem(self.addr, reg, self._b1)
+
+    def _r(self, reg):
+        self.i2c.readfrom_mem_into(self.addr, reg, self._b1)
+        return self._b1[0]
+
+    def _lost(self, lost):
+        # after an overflow: count the samples that are gone and skip them in the timeline
+        self.lost += lost
+        self.overflows += 1
+        self.overflowed = True
+        self._next += lost
+        self.seq = self._next
+
+
 def sample_buffer(driver):
     """A buffer read_fifo can fill: array('h') of 6 * max_samples."""
     return array("h", bytes(12 * driver.max_samples))

@@ -16,7 +16,7 @@ import micropython
 import time
 from array import array
 
-from imu import remap_code
+from imu import FifoImu
 
 WHO_AM_I_VALUE = const(0x70)
 
@@ -118,47 +118,23 @@ def _parse(src: ptr8, nwords: int, dst: ptr16, pend: ptr16, rm: ptr8) -> int:
     return n
 
 
-class LSM6DSV16X:
+class LSM6DSV16X(FifoImu):
     NAME = "LSM6DSV16X"
     ACC_G_PER_LSB = ACC_G_PER_LSB
     GYRO_DPS_PER_LSB = GYRO_DPS_PER_LSB
 
     def __init__(self, i2c, addr=0x6A, remap=(1, 2, 3), max_samples=32, clock_us=None):
-        self.i2c = i2c
-        self.addr = addr
-        self.max_samples = max_samples
-        self._rm = remap_code(remap)
+        super().__init__(i2c, addr, remap, max_samples)
         self._raw = bytearray(2 * max_samples * WORD_BYTES)
         mv = memoryview(self._raw)
         # One view per word count, made once: slicing in read_fifo would allocate.
         self._views = [mv[: k * WORD_BYTES] for k in range(2 * max_samples + 1)]
         self._st = bytearray(2)
         self._ts = bytearray(3)
-        self._b1 = bytearray(1)
         self._pend = array("H", bytes(20))  # half-sample carried between reads, see _parse
-        self.rate_hz = 0
-        self.period_ns = 0
-        self.seq = 0  # index of the first sample returned by the last read_fifo
-        self._next = 0  # index of the next sample to come out of the FIFO
-        self.lost = 0  # samples lost to FIFO overflows, total
-        self.overflows = 0  # overflow events
-        self.overflowed = False  # the last read_fifo found an overflow
         self._ts_last = 0
         self._left_words = 0
         self._period_nom_ns = 0
-
-    @property
-    def sample_period_us(self):
-        """Sample interval in microseconds (float; period_ns is the exact integer)."""
-        return self.period_ns / 1000
-
-    def _w(self, reg, val):
-        self._b1[0] = val
-        self.i2c.writeto_mem(self.addr, reg, self._b1)
-
-    def _r(self, reg):
-        self.i2c.readfrom_mem_into(self.addr, reg, self._b1)
-        return self._b1[0]
 
     def init(self, rate_hz=200):
         """Reset and configure; return the actual ODR in Hz (float, from FREQ_FINE)."""
@@ -243,8 +219,4 @@ class LSM6DSV16X:
         self._pend[0] = self._pend[5] = 0
         self._ts_last = ts
         self._left_words = 0
-        self.lost += lost
-        self.overflows += 1
-        self.overflowed = True
-        self._next += lost
-        self.seq = self._next
+        self._lost(lost)

@@ -16,7 +16,7 @@ from micropython import const
 import micropython
 import time
 
-from imu import remap_code
+from imu import FifoImu
 
 WHO_AM_I_VALUE = const(0x19)
 
@@ -69,44 +69,20 @@ def _parse(src: ptr8, n: int, dst: ptr16, rm: ptr8):
             dst[o + 3 + d] = g
 
 
-class MPU6886:
+class MPU6886(FifoImu):
     NAME = "MPU6886"
     ACC_G_PER_LSB = ACC_G_PER_LSB
     GYRO_DPS_PER_LSB = GYRO_DPS_PER_LSB
 
     def __init__(self, i2c, addr=0x68, remap=(1, 2, 3), max_samples=32, clock_us=None):
-        self.i2c = i2c
-        self.addr = addr
-        self.max_samples = min(max_samples, FIFO_BYTES // RECORD_BYTES)
-        self._rm = remap_code(remap)
+        super().__init__(i2c, addr, remap, min(max_samples, FIFO_BYTES // RECORD_BYTES))
         self._clock = clock_us or time.ticks_us
         self._raw = bytearray(self.max_samples * RECORD_BYTES)
         mv = memoryview(self._raw)
         self._views = [mv[: k * RECORD_BYTES] for k in range(self.max_samples + 1)]
         self._cnt = bytearray(2)
-        self._b1 = bytearray(1)
-        self.rate_hz = 0
-        self.period_ns = 0
-        self.seq = 0
-        self._next = 0
-        self.lost = 0
-        self.overflows = 0
-        self.overflowed = False
         self._t_last = 0
         self._left = 0
-
-    @property
-    def sample_period_us(self):
-        """Sample interval in microseconds (float; period_ns is the exact integer)."""
-        return self.period_ns / 1000
-
-    def _w(self, reg, val):
-        self._b1[0] = val
-        self.i2c.writeto_mem(self.addr, reg, self._b1)
-
-    def _r(self, reg):
-        self.i2c.readfrom_mem_into(self.addr, reg, self._b1)
-        return self._b1[0]
 
     def init(self, rate_hz=200):
         """Reset and configure; return the ODR in Hz (1 kHz / (1 + SMPLRT_DIV))."""
@@ -166,8 +142,4 @@ class MPU6886:
         self._w(_USER_CTRL, USER_FIFO_EN)
         self._t_last = t
         self._left = 0
-        self.lost += lost
-        self.overflows += 1
-        self.overflowed = True
-        self._next += lost
-        self.seq = self._next
+        self._lost(lost)

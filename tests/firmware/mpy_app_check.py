@@ -9,20 +9,24 @@ import bluetooth
 import fake_imu
 import frames
 import wire
+from mpy_common import rmtree
 
 check, work, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 random.seed(seed)
 fake_imu.CLOCK.manual(0)
 
 
-def rmtree(p):
-    try:
-        names = os.listdir(p)
-    except OSError:
-        return
-    for n in names:
-        os.remove(p + "/" + n)
-    os.rmdir(p)
+class _Link:
+    """A connected link that takes every frame (for driving Control through a Port)."""
+
+    connected = True
+    mtu = 247
+
+    def __init__(self, trusted):
+        self.trusted = trusted
+
+    def send(self, f, n):
+        return True
 
 
 def make_app(tag, ble=False, log_kb=None):
@@ -97,15 +101,7 @@ if check == "fuzz":
     app, _ = make_app("fuzz")
     from app import Port
 
-    class _L:
-        connected = True
-        trusted = False
-        mtu = 247
-
-        def send(self, f, n):
-            return True
-
-    port = Port(_L(), "x")
+    port = Port(_Link(False), "x")
     app.cfg.set("bonded_only", 0)
     ctl = app.control
     errs = {}
@@ -155,15 +151,7 @@ elif check == "commands":
     app, _ = make_app("cmds")
     from app import Port
 
-    class _L:
-        connected = True
-        trusted = True
-        mtu = 247
-
-        def send(self, f, n):
-            return True
-
-    port = Port(_L(), "x")
+    port = Port(_Link(True), "x")
     out = {}
 
     def do(name, code, args=b""):

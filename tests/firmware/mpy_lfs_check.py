@@ -5,9 +5,8 @@ import os
 import random
 import sys
 
-import frames
 import log
-import wire
+from mpy_common import encode_record, log_encoder, read_checked
 
 seed = int(sys.argv[2])
 random.seed(seed)
@@ -56,36 +55,19 @@ class RamBD:
         return 0
 
 
-enc = frames.DataEncoder(wire.MODE_COMPACT, log=True)
-enc.cap = log.CAP_COMPACT
-
-
-def value(seq, j):
-    return ((seq * 7 + j * 13) & 0x7FFF) - 0x4000
+enc = log_encoder()
 
 
 def write(lg, seq, nrec):
     for _ in range(nrec):
-        enc.begin(seq, 0, (seq * 5000) & 0xFFFFFF, 20000)
-        for i in range(log.CAP_COMPACT):
-            s = seq + i
-            enc.add(value(s, 0), value(s, 1), value(s, 2), value(s, 3), value(s, 4), value(s, 5))
-        f = enc.finish()
+        f = encode_record(enc, seq)  # seq < 2**24 here: t_hi = seq >> 24 = 0
         lg.put(f, len(f))
         seq += log.CAP_COMPACT
     return seq
 
 
 def read_all(lg):
-    seqs, ok = [], True
-    for rec in lg.read(0):
-        s0 = log.rec_seq(rec)
-        seqs.append(s0)
-        for i in range(log.rec_n(rec)):
-            o = 4 + wire.DATA_HDR_SIZE + i * 12
-            v = rec[o] | rec[o + 1] << 8
-            ok = ok and (v - 0x10000 if v & 0x8000 else v) == value(s0 + i, 0)
-    return seqs, ok
+    return read_checked(lg, 0, channels=1)
 
 
 # dry run to count the block-device operations of a full session

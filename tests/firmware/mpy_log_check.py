@@ -5,61 +5,25 @@ import os
 import random
 import sys
 
-import frames
 import log
-import wire
+from mpy_common import encode_record, log_encoder, rmtree
+from mpy_common import read_checked as verify
 
 check, work, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 random.seed(seed)
 
 
-def rmtree(p):
-    try:
-        names = os.listdir(p)
-    except OSError:
-        return
-    for n in names:
-        os.remove(p + "/" + n)
-    os.rmdir(p)
-
-
-enc = frames.DataEncoder(wire.MODE_COMPACT, log=True)
-enc.cap = log.CAP_COMPACT
-
-
-def value(seq, j):
-    # a sample's content follows from its seq, so any corruption is seen
-    return ((seq * 7 + j * 13) & 0x7FFF) - 0x4000
+enc = log_encoder()
 
 
 def write(lg, seq, nrec):
     for _ in range(nrec):
-        enc.begin(seq, seq >> 24, (seq * 5000) & 0xFFFFFF, 20000)
-        for i in range(log.CAP_COMPACT):
-            s = seq + i
-            enc.add(value(s, 0), value(s, 1), value(s, 2), value(s, 3), value(s, 4), value(s, 5))
-        f = enc.finish()
+        f = encode_record(enc, seq)
         slot = lg.slot()
         slot[: len(f)] = f
         lg.commit()
         seq += log.CAP_COMPACT
     return seq
-
-
-def verify(lg, from_seq=0, count=0):
-    """(seqs of records read, all samples right?)"""
-    seqs = []
-    ok = True
-    for rec in lg.read(from_seq, count):
-        s0 = log.rec_seq(rec)
-        seqs.append(s0)
-        for i in range(log.rec_n(rec)):
-            for j in range(6):
-                o = 4 + wire.DATA_HDR_SIZE + i * 12 + 2 * j
-                v = rec[o] | rec[o + 1] << 8
-                v = v - 0x10000 if v & 0x8000 else v
-                ok = ok and v == value(s0 + i, j)
-    return seqs, ok
 
 
 def seg_files(root):

@@ -35,6 +35,17 @@ def vec(name):
     with open("tests/vectors/" + name) as fh:
         return json.load(fh)
 
+def segments(f, n, mtu):
+    # the BLE notifications the Segmenter cuts f[:n] into, as hex
+    seg = frames.Segmenter()
+    seg.start(f, n, mtu)
+    got = []
+    while True:
+        x = seg.next()
+        if x is None:
+            return got
+        got.append(hx(x))
+
 out = bytearray(wire.SERIAL_MAX_ENCODED)
 for v in vec("data_frames.json")["vectors"]:
     mode = wire.MODE_FULL if v["mode"] == "full" else wire.MODE_COMPACT
@@ -49,14 +60,7 @@ for v in vec("data_frames.json")["vectors"]:
         check(v["name"] + " " + way, hx(f), v["hex"])
     check(v["name"] + " check", frames.check(f, len(f)), True)
     if len(f) > v["mtu"] - 3:
-        seg = frames.Segmenter()
-        seg.start(f, len(f), v["mtu"])
-        got = []
-        while True:
-            s = seg.next()
-            if s is None:
-                break
-            got.append(hx(s))
+        got = segments(f, len(f), v["mtu"])
     else:
         got = [hx(f)]
     check(v["name"] + " notifications", got, v["notifications"])
@@ -108,15 +112,7 @@ for s in C["status"]:
     t = f["t_us"]
     n = frames.encode_status(buf, *([f[k] for k in wire.STATUS_FIELDS] + [t >> 24, t & 0xFFFFFF]))
     check("status", hx(memoryview(buf)[:n]), s["hex"])
-    seg = frames.Segmenter()
-    seg.start(memoryview(buf)[:n], n, 23)
-    got = []
-    while True:
-        x = seg.next()
-        if x is None:
-            break
-        got.append(hx(x))
-    check("status mtu23", got, s["notifications_mtu23"])
+    check("status mtu23", segments(memoryview(buf)[:n], n, 23), s["notifications_mtu23"])
 
 for ev in C["events"]:
     f = ev["fields"]

@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 
-from tests.firmware.test_fw_serial import _collect, _start
+from tests.firmware.test_fw_serial import _clip, _collect
 from tests.mpy import FIRMWARE, micropython_exe, mpy_env
 from tiltguard.protocol import commands
 from tiltguard.protocol import frames as fr
@@ -54,17 +54,11 @@ def test_three_runs_download_with_a_torn_tail_and_resume(tmp_path):
     size = newest.stat().st_size
     os.truncate(newest, size - 128 + 20)  # power cut 20 bytes into the last record: its samples are torn
 
-    proc, port, slave = _start(tmp_path)
-    try:
+    with _clip(tmp_path) as (proc, port):
         de = pserial.Deframer()
         got, bad = _ask(port, proc, de, commands.encode("list_logs", 1),
                         commands.encode("download_log", 2, from_seq=0))
         got2, bad2 = _ask(port, proc, de, commands.encode("download_log", 3, from_seq=1500, count=400))
-    finally:
-        port.close()
-        os.close(slave)
-        proc.kill()
-        proc.wait()
     lst = next(f for f in got if isinstance(f, fr.Reply) and f.token == 1)
     first, end, lost, nseg, fill, mode, rate = struct.unpack("<IIIHBBH", lst.payload)
     assert (first, lost, mode, rate) == (0, 0, 0, 200)

@@ -1,6 +1,7 @@
 """The firmware's serial link over a real pseudo-terminal: `micropython firmware/main.py` on one
 end (fake IMU, sped up), pyserial + the host deframer on the other."""
 
+import contextlib
 import os
 import select
 import struct
@@ -21,7 +22,9 @@ from tiltguard.protocol import wire
 HEAP = os.environ.get("TG_HEAP", "2M")
 
 
-def _start(tmp_path, **env_extra):
+@contextlib.contextmanager
+def _clip(tmp_path, **env_extra):
+    """The firmware running on a pty: yields (process, host-side port); killed on the way out if still up."""
     master, slave = os.openpty()
     tty.setraw(slave)
     env = mpy_env()
@@ -37,7 +40,14 @@ def _start(tmp_path, **env_extra):
                             pass_fds=(master,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(master)
     port = serial.Serial(os.ttyname(slave), timeout=0)
-    return proc, port, slave
+    try:
+        yield proc, port
+    finally:
+        port.close()
+        os.close(slave)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def _collect(port, proc, until_s, stop=None, de=None):
@@ -60,8 +70,7 @@ def _collect(port, proc, until_s, stop=None, de=None):
 
 def test_serial_round_trip_with_cobs(tmp_path):
     # 2x speed: the synthetic run's 3 s of standing still must cover boot + the calibration
-    proc, port, slave = _start(tmp_path, TILTGUARD_RUN_S="8", TILTGUARD_FAKE_SPEED="2")
-    try:
+    with _clip(tmp_path, TILTGUARD_RUN_S="8", TILTGUARD_FAKE_SPEED="2") as (proc, port):
         time.sleep(0.2)
         port.write(b"garbage\x00\x01\x02" + pserial.frame_serial(commands.encode("get_info", 1)))
         # the fake IMU's synthetic run stands still for its first 3 s: calibrate on it, then stream
@@ -69,11 +78,6 @@ def test_serial_round_trip_with_cobs(tmp_path):
         port.write(pserial.frame_serial(commands.encode("start_stream", 2)))
         raw, de = _collect(port, proc, 20)
         proc.wait(timeout=20)
-    finally:
-        port.close()
-        os.close(slave)
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, proc.stderr.read().decode()
     got = [fr.decode_frame(f) for f in raw]
     reps = [(f.token, f.cmd, f.err) for f in got if isinstance(f, fr.Reply)]
@@ -102,15 +106,9 @@ def test_serial_round_trip_with_cobs(tmp_path):
 
 def test_ten_minute_stream_decodes_with_zero_loss(tmp_path):
     """10 minutes at 200 Hz (sped up 20x) streamed from boot (TILTGUARD_STREAM=1): every sample arrives."""
-    proc, port, slave = _start(tmp_path, TILTGUARD_RUN_S="600", TILTGUARD_STREAM="1", TILTGUARD_FAKE_SPEED="20")
-    try:
+    with _clip(tmp_path, TILTGUARD_RUN_S="600", TILTGUARD_STREAM="1", TILTGUARD_FAKE_SPEED="20") as (proc, port):
         raw, de = _collect(port, proc, 60)
         proc.wait(timeout=30)
-    finally:
-        port.close()
-        os.close(slave)
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, proc.stderr.read().decode()
     batch = fr.decode_data_frames(raw)
     assert sum(batch.rejects.values()) == 0 and de.rejects == 0
@@ -129,19 +127,13 @@ def test_ten_minute_stream_decodes_with_zero_loss(tmp_path):
 def test_link_switch_takes_effect_at_once(tmp_path):
     """set_config link=BLE over serial: the reply still arrives on serial, then serial goes quiet
     (the BLE link opened instead, here on the fake bluetooth module)."""
-    proc, port, slave = _start(tmp_path)
-    try:
+    with _clip(tmp_path) as (proc, port):
         time.sleep(0.2)
         port.write(pserial.frame_serial(commands.encode("set_config", 1, key="link", value=wire.LINK_BLE)))
         first, _ = _collect(port, proc, 10, stop=lambda g: any(f[0] == 0x16 for f in g))
         time.sleep(0.5)
         port.write(pserial.frame_serial(commands.encode("get_status", 2)))
         later, _ = _collect(port, proc, 1.5)
-    finally:
-        port.close()
-        os.close(slave)
-        proc.kill()
-        proc.wait()
     reps = [fr.decode_frame(f) for f in first if f[0] == 0x16]
     assert [(r.token, r.cmd, r.err) for r in reps] == [(1, wire.CMD_SET_CONFIG, 0)]
     assert not [f for f in later if f[0] == 0x16]  # no reply on serial any more
@@ -151,8 +143,7 @@ def test_link_switch_takes_effect_at_once(tmp_path):
 def test_host_that_dies_mid_stream_is_backfilled(tmp_path):
     """The host stops reading (killed) while the clip streams over a pty; a new host later sends
     start_stream and download_log from the last sample it has: nothing is missing."""
-    proc, port, slave = _start(tmp_path, TILTGUARD_FAKE_SPEED="2")
-    try:
+    with _clip(tmp_path, TILTGUARD_FAKE_SPEED="2") as (proc, port):
         time.sleep(0.2)
         port.write(pserial.frame_serial(commands.encode("start_stream", 1)))
         before, _ = _collect(port, proc, 1.5)
@@ -164,11 +155,6 @@ def test_host_that_dies_mid_stream_is_backfilled(tmp_path):
         after, _ = _collect(port, proc, 20, stop=lambda g: any(f[0] == 0x18 and f[1] == wire.EV_DOWNLOAD_DONE
                                                                for f in g), de=de)
         tail, _ = _collect(port, proc, 0.5, de=de)
-    finally:
-        port.close()
-        os.close(slave)
-        proc.kill()
-        proc.wait()
     frames_ = [fr.decode_frame(f) for f in before + after + tail if f[0] != 0x00]
     reps = {f.token: f for f in frames_ if isinstance(f, fr.Reply)}
     assert reps[2].err == 0 and reps[3].err == 0
