@@ -39,7 +39,6 @@ RECORD_FIELDS = [
     (8, "stride_start", "s", "t_start_s"),
 ]
 SESSION_FIELDS = [(20, "tilt_baseline", "deg")]
-DEV_KEYS = {name: key for key, name, *_ in RECORD_FIELDS + SESSION_FIELDS}
 
 
 def _dev_messages() -> tuple[dict, list[dict]]:

@@ -104,22 +104,25 @@ def cards(items: list[tuple[str, str]]) -> str:
     return f'<div class="cards">{inner}</div>'
 
 
-def fmt(v, spec: str = ".1f", unit: str = "") -> str:
+def _number(v) -> float | None:
+    """v as a float, or None when it is missing, NaN or not a number (shown as a dash)."""
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return "–"
-    if f != f:
+        return None
+    return None if f != f else f
+
+
+def fmt(v, spec: str = ".1f", unit: str = "") -> str:
+    f = _number(v)
+    if f is None:
         return "–"
     return f"{f:{spec}}{unit}"
 
 
 def mmss(seconds) -> str:
-    try:
-        s = float(seconds)
-    except (TypeError, ValueError):
-        return "–"
-    if s != s:
+    s = _number(seconds)
+    if s is None:
         return "–"
     m, s = divmod(int(round(s)), 60)
     h, m = divmod(m, 60)

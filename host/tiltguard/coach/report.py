@@ -63,6 +63,13 @@ def drift_episodes(summary: dict, alerts: pd.DataFrame, t_end_s: float) -> list[
 SMALL = (5.2, 3.0)   # inches: one panel, readable at phone width
 
 
+def _dots_and_trend(ax, t, y, dot_color: str, line_color: str) -> None:
+    """Every stride as a dot, the rolling median as a line, y range robust to odd strides."""
+    ax.plot(t, y, ".", ms=2, color=dot_color)
+    ax.plot(t, _roll(y), color=line_color)
+    _robust_ylim(ax, y)
+
+
 def _panel(title: str, ylabel: str = "", xlabel: str = "time (min)"):
     fig, ax = plt.subplots(figsize=SMALL)
     ax.set_title(title, fontsize=11)
@@ -112,13 +119,9 @@ def fig_frontal(s: Session) -> list[str]:
     a1.plot(t, _roll(st["pelvic_drop_r_deg"]), color=C_R, label="right stance")
     _legend(a1)
     f2, a2 = _panel("obliquity range", "deg")
-    a2.plot(t, st["obliquity_rom_deg"], ".", ms=2, color="#b0b8c1")
-    a2.plot(t, _roll(st["obliquity_rom_deg"]), color="#1d2430")
-    _robust_ylim(a2, st["obliquity_rom_deg"])
+    _dots_and_trend(a2, t, st["obliquity_rom_deg"], "#b0b8c1", "#1d2430")
     f3, a3 = _panel("rotation range", "deg")
-    a3.plot(t, st["rotation_rom_deg"], ".", ms=2, color="#c3b5fd")
-    a3.plot(t, _roll(st["rotation_rom_deg"]), color="#6941c6")
-    _robust_ylim(a3, st["rotation_rom_deg"])
+    _dots_and_trend(a3, t, st["rotation_rom_deg"], "#c3b5fd", "#6941c6")
     return [H.figure(f1, "pelvic drop"), H.figure(f2, "obliquity range"), H.figure(f3, "rotation range")]
 
 
@@ -126,9 +129,7 @@ def fig_gait(s: Session) -> list[str]:
     st, sp = s.strides, s.steps
     t = _minutes(st["t_start_s"])
     f1, a1 = _panel("cadence", "steps/min")
-    a1.plot(t, st["cadence_spm"], ".", ms=2, color="#b0b8c1")
-    a1.plot(t, _roll(st["cadence_spm"]), color="#1d2430")
-    _robust_ylim(a1, st["cadence_spm"])
+    _dots_and_trend(a1, t, st["cadence_spm"], "#b0b8c1", "#1d2430")
     f2, a2 = _panel("contact time", "ms")
     f3, a3 = _panel("vertical oscillation", "cm")
     if len(sp):

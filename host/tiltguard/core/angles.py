@@ -46,16 +46,26 @@ def r_down(rotation_deg) -> np.ndarray:
 
 def euler_to_matrix(tilt_deg, obliquity_deg, rotation_deg) -> np.ndarray:
     """``R_down(rotation) @ R_forward(obliquity) @ R_left(tilt)``, shape ``(..., 3, 3)``."""
-    return r_down(rotation_deg) @ r_forward(obliquity_deg) @ r_left(tilt_deg)
+    return euler_rad_to_matrix(np.radians(tilt_deg), np.radians(obliquity_deg), np.radians(rotation_deg))
 
 
-def matrix_to_euler(R: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`euler_to_matrix`: ``(..., 3)`` array ``[tilt, obliquity, rotation]`` in degrees."""
+def euler_rad_to_matrix(tilt_rad, obliquity_rad, rotation_rad) -> np.ndarray:
+    """:func:`euler_to_matrix` with the angles in radians."""
+    return _rot(2, -np.asarray(rotation_rad, dtype=float)) @ _rot(0, obliquity_rad) @ _rot(1, tilt_rad)
+
+
+def matrix_to_euler_rad(R: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`euler_rad_to_matrix`: ``(..., 3)`` array ``[tilt, obliquity, rotation]`` in radians."""
     R = np.asarray(R, dtype=float)
     tilt = np.arctan2(-R[..., 2, 0], R[..., 2, 2])
     obl = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
     rot = np.arctan2(R[..., 0, 1], R[..., 1, 1])
-    return np.degrees(np.stack([tilt, obl, rot], axis=-1))
+    return np.stack([tilt, obl, rot], axis=-1)
+
+
+def matrix_to_euler(R: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`euler_to_matrix`: ``(..., 3)`` array ``[tilt, obliquity, rotation]`` in degrees."""
+    return np.degrees(matrix_to_euler_rad(R))
 
 
 def up_in_body(tilt_rad: np.ndarray, obliquity_rad: np.ndarray) -> np.ndarray:

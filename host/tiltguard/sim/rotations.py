@@ -10,39 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-# pelvis (x up, y left, z back) -> level (forward, left, up): x->up, y->left, z->-forward
-M = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+from tiltguard.core.angles import P_FLU, euler_rad_to_matrix, matrix_to_euler_rad
 
-
-def _stack(rows) -> np.ndarray:
-    out = np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
-    return out
-
-
-def rot_x(a) -> np.ndarray:
-    """Rotation about the first axis (forward in the level frame); shape (..., 3, 3)."""
-    a = np.asarray(a, dtype=float)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return _stack([[o, z, z], [z, c, -s], [z, s, c]])
-
-
-def rot_y(a) -> np.ndarray:
-    """Rotation about the second axis (left)."""
-    a = np.asarray(a, dtype=float)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return _stack([[c, z, s], [z, o, z], [-s, z, c]])
-
-
-def rot_z(a) -> np.ndarray:
-    """Rotation about the third axis (up)."""
-    a = np.asarray(a, dtype=float)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return _stack([[c, -s, z], [s, c, z], [z, z, o]])
+# pelvis (x up, y left, z back) -> level (forward, left, up); the one definition is core.angles
+M = P_FLU
 
 
 def pelvis_to_level(tilt, obliquity, rotation, heading=0.0) -> np.ndarray:
     """Pelvis -> world rotation matrices (..., 3, 3) from the convention angles (rad)."""
-    return rot_z(np.asarray(heading) - np.asarray(rotation)) @ rot_x(obliquity) @ rot_y(tilt) @ M
+    return euler_rad_to_matrix(tilt, obliquity, np.asarray(rotation) - np.asarray(heading)) @ M
 
 
 def angles_from_level(R: np.ndarray) -> np.ndarray:
@@ -50,11 +26,7 @@ def angles_from_level(R: np.ndarray) -> np.ndarray:
 
     ``R`` may carry a heading; it is then folded into ``rotation`` (rotation = -yaw).
     """
-    A = R @ M.T  # = Rz(yaw) Rx(o) Ry(t)
-    o = np.arcsin(np.clip(A[..., 2, 1], -1.0, 1.0))
-    t = np.arctan2(-A[..., 2, 0], A[..., 2, 2])
-    yaw = np.arctan2(-A[..., 0, 1], A[..., 1, 1])
-    return np.stack([t, o, -yaw], axis=-1)
+    return matrix_to_euler_rad(R @ M.T)
 
 
 def axis_angle(axis, angle) -> np.ndarray:
