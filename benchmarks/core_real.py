@@ -128,7 +128,7 @@ def sample_cadence(data_dir: Path) -> tuple[float, str, int]:
         from tiltguard.core.pipeline import analyze  # core-a's full path
     except ImportError:
         analyze = None
-    from tiltguard.core.metrics import step_table, stride_table
+    from tiltguard.core.metrics import step_table
     from tiltguard.errors import TiltguardError
 
     steps = None
@@ -151,7 +151,7 @@ def sample_cadence(data_dir: Path) -> tuple[float, str, int]:
     if steps is None:
         kin = gravity_aligned(rec)
         ev = E.detect_steps(kin)
-        steps, strides = step_table(kin, ev), stride_table(kin, ev)
+        steps = step_table(kin, ev)
     # steps per minute over the running: 60 / mean step time (a median of 5 strides would follow the
     # runner's left/right step-time asymmetry)
     cad = float(60.0 / np.nanmean(pd.to_numeric(steps["step_time_s"], errors="coerce")))

@@ -143,7 +143,6 @@ def common_loads(motor_key: str) -> list[tuple[str, float, str]]:
 
 
 def ref_modes(mhz: int = 160) -> dict[str, list[tuple[str, float, str]]]:
-    per_sample_ms = f("cpu_ms_per_sample") + f("fusion_ms_per_sample")
     scale = 1e-3 * f("odr_hz") * 160 / mhz                            # work time scales with the clock
     busy_work, busy_fusion = f("cpu_ms_per_sample") * scale, f("fusion_ms_per_sample") * scale
     waiti, run = f(f"s3_waiti_{mhz}"), f(f"s3_run_{mhz}")

@@ -25,7 +25,6 @@ import collections
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import threading

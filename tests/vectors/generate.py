@@ -8,7 +8,6 @@ port) must reproduce every frame byte for byte. Re-run only when the protocol ch
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
