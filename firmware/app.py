@@ -210,7 +210,8 @@ class App:
         self._enc_seq0 = 0
         self.lenc = frames.DataEncoder(self.mode, log=True)
         self._lenc_cap()
-        self.download = None  # (generator, sent, stop_seq) while downloading
+        self.download = None  # [port, record generator or None, from_seq, count] while downloading
+        self.log_flush_to = None  # a download waits until the log writer has committed up to here
         self.dl_sent = 0
         self.fbuf = bytearray(wire.MAX_FRAME)  # events and status
         self._rot_seen = log.rotations if log else 0
@@ -440,6 +441,9 @@ class App:
             if enc.n >= enc.cap or self.log_seq == limit and g is not None:
                 self._commit_log()
                 recs += 1
+        if self.log_flush_to is not None and self.log_seq >= self.log_flush_to:
+            self._commit_log()  # close the pending record early: a download is waiting for it
+            self.log_flush_to = None
         if self.log_until is not None and self.log_seq >= self.log_until:
             self.stop_logging()
         if lg.rotations != self._rot_seen:
@@ -473,6 +477,7 @@ class App:
         self._commit_log()
         self.log.stop_run()
         self.log_until = None
+        self.log_flush_to = None
 
     def pump_download(self, port):
         """Queue log frames of a running download while the port has room."""
@@ -480,6 +485,10 @@ class App:
         if d is None or d[0] is not port:
             return
         gen = d[1]
+        if gen is None:  # the range reaches samples the log writer still holds: wait for it (log task)
+            if self.log_flush_to is not None and self.logging():
+                return
+            gen = d[1] = self.log.read(d[2], d[3], damaged=True) if d[3] is not None else iter(())
         while port.free() > 2:
             try:
                 rec = next(gen)
@@ -663,11 +672,25 @@ class App:
         if self.download is not None:
             return wire.ERR_BUSY, 0
         from_seq, count = args
+        end = lg.end_seq  # one past the newest committed record
+        lo = lg.first_seq
         if self.logging():
-            self._commit_log()  # the partial record too: a backfill wants everything up to now
-        first = max(from_seq, lg.first_seq)
-        end = lg.end_seq if not count else min(lg.end_seq, from_seq + count)
-        self.download = (port, lg.read(from_seq, count, damaged=True))
+            # a backfill wants everything sampled up to now: the samples the writer has not yet
+            # packed or committed (up to ~50 ms, at most the ring) are served once it has, so the
+            # log task commits its pending record early and the download waits for it (sampling
+            # never waits; the reply already counts them)
+            live = self.next_seq if self.log_until is None else min(self.next_seq, self.log_until)
+            if lg.empty():
+                lo = self.log_seq - self.lenc.n  # the first record is still being packed
+            if live > end:
+                end = live
+        if count:
+            end = min(end, from_seq + count)
+        first = max(from_seq, lo)
+        self.log_flush_to = end if self.logging() and end > lg.end_seq else None
+        if self.logging():  # serve up to `end`, never chase the writer (a slow link would never finish)
+            count = end - from_seq if end > from_seq else None
+        self.download = [port, None, from_seq, count]  # the generator starts in pump_download
         self.dl_sent = 0
         struct.pack_into("<II", out, 4, first, max(0, end - first))
         return wire.ERR_OK, 8

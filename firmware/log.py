@@ -121,6 +121,7 @@ class Log:
         self.rotations = 0
         self.torn_records = 0
         self.records_written = 0
+        self.writes = 0  # blocks (or partial blocks) moved from RAM to flash: readers rescan after one
         self.end_seq = 0  # one past the newest logged sample
         self._rbuf = bytearray(REC)
         _mkdirs(self.root)
@@ -359,6 +360,7 @@ class Log:
         self._seg_used += nbytes
         self._segs[-1][2] = self._seg_used
         self._fill = 0
+        self.writes += 1
         if self._seg_used >= self.seg_bytes:
             self._f.close()
             self._open_seg(self._seg + 1)
@@ -371,6 +373,7 @@ class Log:
             self._seg_used += self._fill
             self._segs[-1][2] = self._seg_used
             self._fill = 0
+            self.writes += 1
 
     def stop_run(self):
         if self._f is not None:
@@ -388,6 +391,10 @@ class Log:
 
         ``count`` 0 = to the end. Resumable: a reader that stopped starts again from the next seq it
         needs. Records still in the RAM block are included, so a live host can backfill up to now.
+        The writer may go on while a download is consumed: when the segment just read grew or the
+        RAM block reached flash meanwhile, the reader rescans from the next sample it has not
+        yielded (segments that opened or rotated away are followed), so no record is skipped or
+        sent twice.
         ``damaged``: also yield records whose header still names a log frame but whose CRC fails (a
         partial last record is padded with 0xFF, as erased flash reads): a download sends what the
         flash holds and the host's CRC check reports it instead of the record silently vanishing.
@@ -396,50 +403,84 @@ class Log:
         buf = buf if buf is not None else bytearray(REC)
         stop = from_seq + count if count else 0xFFFFFFFF + 1
         torn = self._torn() if damaged else None
-        segs = self._segs
-        for i in range(len(segs)):
-            run, seg, size = segs[i]
-            if i + 1 < len(segs):  # skip whole segments that end before from_seq
-                nxt = self._read_at(segs[i + 1][0], segs[i + 1][1], 0)
-                if nxt is not None and rec_seq(nxt) <= from_seq:
-                    continue
-            try:
-                f = open(self._path(run, seg), "rb")
-            except OSError:
-                continue  # rotated away meanwhile
-            with f:
-                left = (size + REC - 1) // REC if damaged else size // REC
-                while left:
-                    got = f.readinto(buf)
-                    if got != REC:
-                        if not damaged or not got or got < 16:
-                            break
-                        for k in range(got, REC):
-                            buf[k] = 0xFF
-                    left -= 1
-                    if not check(buf):
-                        if not (damaged and buf[0] == M0 and buf[1] == M1 and frame_len(buf)):
-                            continue
-                        if not (rec_seq(buf) + rec_n(buf) > from_seq and rec_seq(buf) < stop):
-                            continue  # an unverified index outside the range: nothing to place it by
-                        yield buf
+        nxt = from_seq  # every verified record ending at or before nxt has been yielded
+        while True:
+            s = self._seg_after(None)
+            grown = False
+            while s is not None:
+                run, seg, size = s
+                after = self._seg_after(s)
+                if after is not None:  # skip whole segments that end before nxt
+                    r = self._read_at(after[0], after[1], 0)
+                    if r is not None and rec_seq(r) <= nxt:
+                        s = after
                         continue
+                try:
+                    f = open(self._path(run, seg), "rb")
+                except OSError:
+                    f = None  # rotated away meanwhile
+                if f is not None:
+                    with f:
+                        left = (size + REC - 1) // REC if damaged else size // REC
+                        while left:
+                            got = f.readinto(buf)
+                            if got != REC:
+                                if not damaged or not got or got < 16:
+                                    break
+                                for k in range(got, REC):
+                                    buf[k] = 0xFF
+                            left -= 1
+                            if not check(buf):
+                                if not (damaged and buf[0] == M0 and buf[1] == M1 and frame_len(buf)):
+                                    continue
+                                if not (rec_seq(buf) + rec_n(buf) > nxt and rec_seq(buf) < stop):
+                                    continue  # an unverified index outside the range: nothing to place it by
+                                yield buf
+                                continue
+                            seq = rec_seq(buf)
+                            if seq >= stop:
+                                return
+                            e = seq + rec_n(buf)
+                            if e > nxt:
+                                yield buf
+                                nxt = e
+                for t in torn.get((run, seg), ()) if torn else ():
+                    buf[:] = t
+                    if rec_seq(buf) + rec_n(buf) > nxt and rec_seq(buf) < stop:
+                        yield buf
+                if s[2] != size:  # the writer appended to it meanwhile: rescan from nxt
+                    grown = True
+                    break
+                s = self._seg_after(s)
+            if not grown:
+                writes = self.writes
+                off = 0
+                while self.writes == writes and off < self._fill:
+                    _copy(buf, 0, self._bmv[off:], REC)
+                    off += REC
                     seq = rec_seq(buf)
                     if seq >= stop:
                         return
-                    if seq + rec_n(buf) > from_seq:
+                    e = seq + rec_n(buf)
+                    if e > nxt:
                         yield buf
-            for t in torn.get((run, seg), ()) if torn else ():
-                buf[:] = t
-                if rec_seq(buf) + rec_n(buf) > from_seq and rec_seq(buf) < stop:
-                    yield buf
-        for off in range(0, self._fill, REC):
-            buf[:] = self._bmv[off : off + REC]
-            seq = rec_seq(buf)
-            if seq >= stop:
-                return
-            if seq + rec_n(buf) > from_seq:
-                yield buf
+                        nxt = e
+                if self.writes == writes:
+                    return
+            # records reached flash while this pass ran: rescan from nxt (damaged and torn records
+            # were sent by the first pass; the records written since are all fresh and verified)
+            damaged = False
+            torn = None
+
+    def _seg_after(self, s):
+        """The segment entry after ``s`` (None: the oldest); the list may have changed since ``s``."""
+        segs = self._segs
+        if s is None:
+            return segs[0] if segs else None
+        for i in range(len(segs)):
+            if segs[i] is s:
+                return segs[i + 1] if i + 1 < len(segs) else None
+        return segs[0] if segs else None  # s rotated away: its successors are the oldest now
 
     def erase(self):
         """Remove every segment but the one being written; resets the loss counter."""
@@ -459,6 +500,10 @@ class Log:
         if not keep:
             self.first_seq = self.end_seq
             self._empty = True
+
+    def empty(self):
+        """True when no record was committed since the log was created or last erased."""
+        return self._empty
 
     def fill_pct(self):
         return min(100, (self.used_bytes() + self._fill) * 100 // self.max_bytes) if self.max_bytes else 0

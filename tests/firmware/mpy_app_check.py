@@ -350,6 +350,87 @@ elif check == "config":
     print(json.dumps({"default_rate": defaults_rate, "after_crash": c2["rate_hz"], "mount": c2["mount"],
                       "tmp_gone": tmp_gone, "after_crash2": c3["rate_hz"], "torn": c4["rate_hz"]}))
 
+elif check in ("backfill_fast", "backfill_slow"):
+    # a streaming host dies, the clip logs from the ring; the host comes back while the log writer
+    # still holds unpacked samples and a pending record. fast: the link takes the whole download
+    # before the log task runs again; slow: the download is consumed while the writer goes on
+    # (blocks reach flash, segments roll over). Either way every sample must come back.
+    import struct
+
+    import log as logmod
+
+    class _Host:
+        """A link whose host can vanish and that takes at most ``per_tick`` frames per tick."""
+
+        mtu = 247
+        trusted = True
+
+        def __init__(self):
+            self.connected = True
+            self.alive = True
+            self.per_tick = 100
+            self.left = 100
+            self.got = []
+
+        def send(self, f, n):
+            if not self.alive or not self.left:
+                return False
+            self.left -= 1
+            self.got.append(bytes(f[:n]))
+            return True
+
+        def poll(self):
+            return None
+
+    app, _ = make_app("backfill")
+    app.calibrated = True
+    link = _Host()
+    port = app.add_port(link, "serial")
+    app.handle_command(port, cmd(wire.CMD_START_STREAM, b"", 1))
+    now = 0
+
+    def step(ms, log=True):
+        global now
+        advance(app, ms)
+        now += ms
+        link.left = link.per_tick
+        app.service(port, now)
+        if log:
+            app.pump_log()
+
+    for _ in range(50):  # 5 s streamed
+        step(100, log=False)
+    seen = len(link.got)
+    link.alive = False  # the host stops reading...
+    for _ in range(20):
+        step(100, log=False)
+    link.connected = False  # ...and the link notices (serial: LOST_MS without a write)
+    for _ in range(80):  # 8 s logged without a host
+        step(100)
+    writes_before = getattr(app.log, "writes", 0)
+    advance(app, 37)  # sampled, not yet packed by the log writer (it runs every 50 ms)
+    now += 37
+    pending = [app.next_seq - app.log_seq, app.lenc.n, app.log.end_seq, app.next_seq]
+    link.alive = link.connected = True  # a new host: start_stream, then backfill
+    slow = check == "backfill_slow"
+    link.per_tick = link.left = 1 if slow else 1000
+    live = [bytes(x) for x in link.got[:seen]]
+    link.got = live
+    app.handle_command(port, cmd(wire.CMD_START_STREAM, b"", 2))
+    last = max(struct.unpack_from("<I", f, 1)[0] + f[11] for f in live if f[0] & 0x0F == wire.T_DATA_COMPACT)
+    app.handle_command(port, cmd(wire.CMD_DOWNLOAD_LOG, struct.pack("<II", last, 0), 3))
+    for _ in range(5):  # link ticks come more often than log ticks (20 vs 50 ms)
+        step(5, log=False)
+    steps = 0
+    while app.download is not None and steps < 3000:
+        step(50 if slow else 20)  # slow: 1 record sent per 1.1 records logged
+        steps += 1
+    for _ in range(40):
+        step(20)
+    print(json.dumps({"frames": hexes(link.got), "pending": pending, "steps": steps,
+                      "writes_during": getattr(app.log, "writes", 0) - writes_before, "segs": len(app.log._segs),
+                      "download_left": app.download is not None}))
+
 elif check == "alloc":
     # heap bytes allocated by the consumers of the sample ring (stream framing + serial send,
     # log records) in steady state; the IMU read + fusion belong to benchmarks/firmware_hotpath.py

@@ -110,6 +110,35 @@ elif check == "resume":
         "first_seq": lg.first_seq, "end_seq": lg.end_seq, "end2": end2,
     }))
 
+elif check == "read_while_writing":
+    # a download is consumed while the writer goes on: blocks reach flash, segments open and the
+    # oldest rotate away between two records the reader yields. Every record of the range comes
+    # once, in order (trials with random pacing; ``rotating`` keeps a 4-segment budget)
+    out = []
+    for trial in range(24):
+        root = work + "/w%d" % trial
+        rmtree(root)
+        rotating = trial % 2 == 1
+        seg = 2 * log.BLOCK
+        lg = log.Log(root, seg_bytes=seg, max_bytes=4 * seg if rotating else 1 << 30)
+        lg.start_run()
+        nrec = random.randint(20, 3 * log.PER_BLOCK) if not rotating else random.randint(7, 8) * log.PER_BLOCK
+        end = write(lg, 0, nrec + random.randint(0, log.PER_BLOCK - 1))
+        # what a backfill asks for: the newest samples, up to now (the RAM block included)
+        from_seq = max(0, end - log.CAP_COMPACT * random.randint(1, 2 * log.PER_BLOCK))
+        stop = end
+        got = []
+        writes0 = lg.writes
+        for rec in lg.read(from_seq, stop - from_seq):
+            got.append(log.rec_seq(rec))
+            end = write(lg, end, random.choice((0, 0, 1, 1, 2, 5, 17)))
+        want = list(range(from_seq - from_seq % log.CAP_COMPACT, stop, log.CAP_COMPACT))
+        out.append({"ok": got == want, "n": len(want), "got_n": len(got), "flushes": lg.writes - writes0,
+                    "rotations": lg.rotations, "bad": [x for x in got if x not in want][:3],
+                    "missing": [x for x in want if x not in got][:3]})
+        lg.stop_run()
+    print(json.dumps(out))
+
 elif check == "rotate":
     root = work + "/f"
     rmtree(root)
