@@ -65,7 +65,8 @@ def main() -> int:
     print(f"buzz latency (frame handled -> buzz written), {len(s.latency_buzz_s)} buzzes: "
           f"p50 {pct(s.latency_buzz_s, 50):.1f} ms, p99 {pct(s.latency_buzz_s, 99):.1f} ms (target < 200 ms)")
     if len(strides):
-        print(f"strides become final {s.cfg.margin_s:g} s + up to hop_s after they end (core.stream margin)")
+        print(f"strides become final {s.cfg.margin_s:g} s + up to hop_s after they end (core.stream margin; "
+              f"next to a lost-packet gap up to stall_s = {s.analyzer.stall_s:g} s later)")
     per_hour = cpu / dur_s
     base_hour = cpu_base / dur_s
     print(f"host CPU per hour of 200 Hz streaming: {per_hour * 100:.2f} % of the hour "

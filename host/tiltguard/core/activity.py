@@ -34,8 +34,13 @@ class ActivityConfig:
 
 def _lowpass_mag(acc_g: np.ndarray, fs_hz: float) -> np.ndarray:
     """``|a|`` smoothed by a ~30 ms moving average (keeps flight dips and impacts, drops noise), float32."""
-    a = np.asarray(acc_g, dtype=np.float32)
-    mag = np.sqrt(np.einsum("ij,ij->i", a, a))
+    # contiguous columns (no copy when the caller already has float32 channel rows; read-only here)
+    a = np.asarray(acc_g).T.astype(np.float32, order="C", copy=False)
+    mag = np.multiply(a[0], a[0])
+    tmp = np.multiply(a[1], a[1])
+    mag += tmp
+    mag += np.multiply(a[2], a[2], out=tmp)
+    np.sqrt(mag, out=mag)
     return ndimage.uniform_filter1d(mag, max(1, int(round(0.03 * fs_hz))), mode="nearest")
 
 
@@ -59,11 +64,11 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     mean = ndimage.uniform_filter1d(mag, w, mode="nearest")
     sq = ndimage.uniform_filter1d(mag * mag, w, mode="nearest")
     std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
-    lo = ndimage.minimum_filter1d(mag, w, mode="nearest")
-    hi = ndimage.maximum_filter1d(mag, w, mode="nearest")
+    # moving min < flight and moving max > impact, as "any sample in the window" counts (cheaper, exact)
+    running = _any_near(mag < cfg.flight_g, w)
+    running &= _any_near(mag > cfg.impact_g, w)
     del mag, mean, sq
 
-    running = (lo < cfg.flight_g) & (hi > cfg.impact_g)
     still = (std < cfg.still_std_g) & ~running
     b = max(1, int(round(cfg.min_bout_s * fs_hz)))
     # fill short holes (a step without clear flight), then drop short blips
@@ -84,6 +89,22 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     head = code[:first_run]
     head[head == STOPPED] = STANDING
     return code
+
+
+def _any_near(mask: np.ndarray, w: int) -> np.ndarray:
+    """True where ``mask`` holds within the window of ``w`` samples that ``scipy.ndimage``'s
+    ``minimum_filter1d``/``maximum_filter1d`` use (``[i - w // 2, i + w - w // 2 - 1]``, clipped)."""
+    n = len(mask)
+    left, right = w // 2, w - w // 2 - 1
+    c = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(mask, dtype=np.int32, out=c[1:])
+    upper = np.full(n, c[n], dtype=np.int32)
+    k = max(n - right - 1, 0)
+    upper[:k] = c[right + 1: right + 1 + k]
+    lower = np.zeros(n, dtype=np.int32)
+    if left < n:
+        lower[left:] = c[: n - left]
+    return upper > lower
 
 
 def _drop_short(mask: np.ndarray, min_len: int, keep_edges: bool = False) -> np.ndarray:

@@ -155,7 +155,10 @@ def _uniform_grid(kin: Kinematics) -> Grid:
     dt = 1.0 / fs
     valid = np.asarray(kin.valid, bool)
     ok_src = valid & np.asarray(kin.running, bool)
-    acc = np.asarray(kin.acc_level_g, dtype=float)
+    acc_in = np.asarray(kin.acc_level_g)
+    # the knock test on the (usually float32) input: the same values, half the bytes
+    no_spike = len(acc_in) == 0 or (acc_in.max() <= SPIKE_G and acc_in.min() >= -SPIKE_G)
+    acc = np.asarray(acc_in, dtype=float)
     ang = np.asarray(kin.angles_deg, dtype=float)
     steps = np.diff(t)
     # use the samples as they are only if index * dt also stays on the timestamps over the whole record
@@ -164,7 +167,7 @@ def _uniform_grid(kin: Kinematics) -> Grid:
         fin = _finite_rows(acc)
         ok = ok_src & fin
         data = valid & fin
-        acc, spike = _despike(acc, dt)
+        acc, spike = (acc, None) if no_spike else _despike(acc, dt)
         obs = data & ~spike if spike is not None else data
         # origin on the absolute sample grid, so any window of a session maps indices to the same times
         return Grid(float(np.round(t[0] / dt) * dt) if len(t) else 0.0, dt, acc, ang, ok, _regions(ok), obs,
@@ -174,8 +177,8 @@ def _uniform_grid(kin: Kinematics) -> Grid:
     tg = g0 + np.arange(n) * dt
     j = np.clip(np.searchsorted(t, tg, side="right"), 1, len(t) - 1)   # t[j-1] <= tg < t[j]
     w = np.clip((tg - t[j - 1]) / (t[j] - t[j - 1]), 0.0, 1.0)[:, None]
-    acc_g = acc[j - 1] * (1 - w) + acc[j] * w
-    ang_g = ang[j - 1] * (1 - w) + ang[j] * w
+    acc_g = np.take(acc, j - 1, axis=0) * (1 - w) + np.take(acc, j, axis=0) * w    # (take: fast row gathers)
+    ang_g = np.take(ang, j - 1, axis=0) * (1 - w) + np.take(ang, j, axis=0) * w
     span = t[j] - t[j - 1]
     data = (span <= MAX_BRIDGE_S) & valid[j - 1] & valid[j] & _finite_rows(acc_g)
     ok = data & ok_src[j - 1] & ok_src[j]
@@ -216,8 +219,17 @@ def _despike(acc: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray | None]
 
 
 def _regions(ok: np.ndarray) -> np.ndarray:
-    starts = ok & ~np.concatenate(([False], ok[:-1]))
-    return np.cumsum(starts) * ok
+    """Label 1, 2, ... of each contiguous True stretch of ``ok`` (0 where False), by run lengths."""
+    n = len(ok)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    edges = np.flatnonzero(ok[1:] != ok[:-1]) + 1
+    bounds = np.concatenate(([0], edges, [n]))
+    first_ok = bool(ok[0])
+    run_ok = np.zeros(len(bounds) - 1, dtype=bool)
+    run_ok[(0 if first_ok else 1)::2] = True        # runs alternate
+    labels = np.where(run_ok, np.cumsum(run_ok), 0)
+    return np.repeat(labels.astype(np.intp), np.diff(bounds))
 
 
 def _lowpass(x: np.ndarray, fc: float, fs: float) -> np.ndarray:
@@ -268,7 +280,8 @@ def _crossing(a: np.ndarray, thr: np.ndarray, lo: np.ndarray, hi: np.ndarray, ri
     idx, owner = _fill_index(lo, np.maximum(np.minimum(hi, len(a)) - 1, lo))
     if len(idx) == 0:
         return out.reshape(thr.shape)
-    a0, a1, th = a[idx, None], a[idx + 1, None], thr2[owner]
+    # np.take: row gathers by fancy indexing are far slower
+    a0, a1, th = np.take(a, idx)[:, None], np.take(a, idx + 1)[:, None], np.take(thr2, owner, axis=0)
     hit = (a0 < th) & (a1 >= th) if rising else (a0 >= th) & (a1 < th)
     col, pos = np.nonzero(hit.T)             # grouped by threshold, then by window, ascending
     if len(pos) == 0:
@@ -316,8 +329,10 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     o = int(-round(g.t0 / g.dt)) % q     # blocks on the absolute grid: any window of a session agrees
     nd = (len(up) - o) // q
     fsd = fs / q
-    s = _lowpass(up[o: o + nd * q].reshape(nd, q).mean(axis=1), PEAK_LP_HZ, fsd)
-    okd = g.ok[o: o + nd * q].reshape(nd, q).all(axis=1)
+    s = _lowpass(_block_mean(up, o, nd, q), PEAK_LP_HZ, fsd)
+    # every sample of a block ok: a count per block by one reduceat (an all() over tiny rows is slow)
+    okd = np.add.reduceat(g.ok[o: o + nd * q].view(np.uint8), np.arange(0, nd * q, q), dtype=np.intp) == q \
+        if nd else np.zeros(0, bool)
     pk_d, _ = signal.find_peaks(s, height=PEAK_MIN_G, prominence=PEAK_PROM_G, distance=max(1, int(MIN_STEP_S * fsd)))
     pk_d = pk_d[okd[pk_d]]
     if len(pk_d) == 0:
@@ -394,6 +409,15 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     return StepEvents(t_ic, t_to, side, conf, chunk, peak, method, ~imputed)
 
 
+def _block_mean(x: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
+    """``x[o: o + nd * q].reshape(nd, q).mean(axis=1)`` by one ``reduceat`` (same sums, far faster)."""
+    if q == 1:
+        return x[o:o + nd].astype(float)
+    s = np.add.reduceat(x[o:o + nd * q], np.arange(0, nd * q, q))
+    s /= q
+    return s
+
+
 def _observed(g: Grid, fidx: np.ndarray) -> np.ndarray:
     """True where both samples around fractional index fidx were observed (not inside a lost-packet gap)."""
     i = np.clip(np.floor(np.nan_to_num(fidx)).astype(int), 0, g.n - 2)
@@ -448,12 +472,15 @@ def _chunks(t_ic: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], np.cumsum(brk)))
 
 
-def _interp_at(x: np.ndarray, fidx: np.ndarray) -> np.ndarray:
+def _interp_at(x: np.ndarray, fidx: np.ndarray, nan0: bool = False) -> np.ndarray:
     i = np.clip(np.floor(fidx).astype(int), 0, len(x) - 2)
     w = np.clip(fidx - i, 0, 1)
     if x.ndim == 2:
         w = w[:, None]
-    return x[i] * (1 - w) + x[i + 1] * w
+    x0, x1 = x[i], x[i + 1]
+    if nan0:    # as if x were np.nan_to_num(x)
+        x0, x1 = np.nan_to_num(x0), np.nan_to_num(x1)
+    return x0 * (1 - w) + x1 * w
 
 
 def _sides(g: Grid, ic: np.ndarray, to: np.ndarray, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -468,10 +495,9 @@ def _sides(g: Grid, ic: np.ndarray, to: np.ndarray, chunk: np.ndarray) -> tuple[
     stride = max(1, g.n // 20000)    # a sparse look is enough to tell whether the gyro angles exist
     have_angles = ang.shape[1] >= 3 and np.isfinite(ang[::stride, 1:3][g.ok[::stride]]).mean() > 0.9
     if have_angles:
-        obl = np.nan_to_num(ang[:, 1])
-        rot = np.nan_to_num(ang[:, 2])
-        f_obl = SIDE_OBLIQUITY_SIGN * (_interp_at(obl, mid) - _interp_at(obl, ic))
-        f_rot = SIDE_ROTATION_SIGN * (_interp_at(rot, nxt) - _interp_at(rot, ic))
+        obl, rot = ang[:, 1], ang[:, 2]     # NaN read as 0 at the few samples used (no full-length copy)
+        f_obl = SIDE_OBLIQUITY_SIGN * (_interp_at(obl, mid, nan0=True) - _interp_at(obl, ic, nan0=True))
+        f_rot = SIDE_ROTATION_SIGN * (_interp_at(rot, nxt, nan0=True) - _interp_at(rot, ic, nan0=True))
         score = f_obl / (np.std(f_obl) + 1e-9) + f_rot / (np.std(f_rot) + 1e-9)
         method = "gyro"
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tiltguard.core.events import Grid, StepEvents, _fill_index, _interp_at, uniform_grid
+from tiltguard.core.events import Grid, StepEvents, _interp_at, uniform_grid
 from tiltguard.core.kinematics import Kinematics
 from tiltguard.formats.session import STEPS_COLUMNS, STRIDES_COLUMNS
 
@@ -32,7 +32,14 @@ def _spans(g: Grid, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _all_observed(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarray:
     """True for windows [i0, i1) whose samples were all observed and ok (no lost packets)."""
-    bad = np.concatenate(([0], np.cumsum(~(g.ok & g.obs))))
+    bad = getattr(g, "_bad_cumsum", None)
+    if bad is None:
+        good = g.ok & g.obs
+        if good.all():      # the usual case: nothing lost
+            return np.ones(len(i0), dtype=bool)
+        bad = np.zeros(g.n + 1, dtype=np.intp)
+        np.cumsum(~good, out=bad[1:])
+        g._bad_cumsum = bad      # the grid's arrays are not changed after it is built
     return bad[np.minimum(i1, g.n)] - bad[i0] == 0
 
 
@@ -40,7 +47,8 @@ def _reduce(x: np.ndarray, i0: np.ndarray, i1: np.ndarray, ufunc) -> np.ndarray:
     """ufunc.reduceat of x over disjoint ascending windows [i0_k, i1_k)."""
     if len(i0) == 0:
         return np.zeros(0)
-    xp = np.append(x, x[-1:])            # lets i1 reach len(x)
+    # reduceat needs every index < len: one extra element only when a window ends at the last sample
+    xp = x if int(np.max(i1)) < len(x) else np.append(x, x[-1:])
     return ufunc.reduceat(xp, np.column_stack([i0, i1]).ravel())[::2]
 
 
@@ -51,27 +59,27 @@ def vertical_oscillation_cm(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarr
     measured mean also removes scale and orientation errors) is integrated to velocity, the velocity's step
     mean removed (no net rise over a step), and integrated again.
     """
-    idx, owner = _fill_index(i0, i1)
-    if len(idx) == 0:
+    lens = np.maximum(np.asarray(i1) - np.asarray(i0), 0)
+    if len(lens) == 0 or lens.sum() == 0:
         return np.zeros(len(i0))
-    a = g.acc[idx, 2] * G
-    cnt = np.bincount(owner, minlength=len(i0)).astype(float)
-    cnt[cnt == 0] = 1.0
-    a = a - (np.bincount(owner, weights=a, minlength=len(i0)) / cnt)[owner]
-    v = _group_cumsum(a, owner, len(i0)) * g.dt
-    v = v - (np.bincount(owner, weights=v, minlength=len(i0)) / cnt)[owner]
-    z = _group_cumsum(v, owner, len(i0)) * g.dt
-    starts = np.concatenate(([0], np.cumsum(i1 - i0)[:-1]))
+    nz = lens > 0
+    if not nz.all():     # empty windows give 0, the others are computed as below
+        out = np.zeros(len(i0))
+        out[nz] = vertical_oscillation_cm(g, np.asarray(i0)[nz], np.asarray(i1)[nz])
+        return out
+    starts = np.cumsum(lens) - lens
+    idx = np.repeat(np.asarray(i0) - starts, lens)
+    idx += np.arange(len(idx))
+    a = g.acc[:, 2].take(idx)                      # g; scaled to m/s^2 and by dt^2 at the end
+    del idx
+    # a constant per step added to v or z changes neither the v mean removal nor z's peak-to-peak, so
+    # plain running sums over all steps do (they return to ~0 at each step's end: no growth)
+    a -= np.repeat(np.add.reduceat(a, starts) / lens, lens)
+    v = np.cumsum(a, out=a)
+    v -= np.repeat(np.add.reduceat(v, starts) / lens, lens)
+    z = np.cumsum(v, out=v)
     vo = np.maximum.reduceat(z, starts) - np.minimum.reduceat(z, starts)
-    return 100.0 * vo
-
-
-def _group_cumsum(x: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
-    """Cumulative sum restarting at every group (groups contiguous and non-empty)."""
-    cs = np.cumsum(x)
-    starts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=k))[:-1]))
-    base = np.where(starts > 0, cs[np.maximum(starts - 1, 0)], 0.0)
-    return cs - base[owner]
+    return (100.0 * G * g.dt * g.dt) * vo
 
 
 def step_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> pd.DataFrame:

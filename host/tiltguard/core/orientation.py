@@ -31,8 +31,8 @@ import numpy as np
 from scipy import ndimage, signal
 
 from tiltguard.core import activity as act
-from tiltguard.core.align import AlignConfig, Mounting, estimate_mounting, find_gaps, gap_list, to_body_flu
-from tiltguard.core.angles import apply_euler, rotate_rows
+from tiltguard.core.align import AlignConfig, Mounting, estimate_mounting, gap_list, to_body_flu
+from tiltguard.core.angles import apply_euler
 from tiltguard.core.kinematics import Kinematics
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording
@@ -55,25 +55,42 @@ class _Grid:
     """Mean of samples per fixed ``bin_s`` time bin (absolute grid), and interpolation back."""
 
     def __init__(self, t_s: np.ndarray, bin_s: float, like: "_Grid | None" = None):
-        b = np.floor(t_s / bin_s).astype(np.int64)
+        q = t_s / bin_s
+        b = np.floor(q).astype(np.intp)
+        # back() needs t / (1 / fs) again: keep this one when it is the same number (saves a pass)
+        self._q = q if 1.0 / (1.0 / bin_s) == bin_s else None
         self.b0 = int(b[0]) if like is None else like.b0
-        self.idx = (b - self.b0).astype(np.intp)
+        b -= self.b0
+        self.idx = b
         self.nb = int(self.idx[-1]) + 1 if like is None else like.nb
-        self.count = np.bincount(self.idx, minlength=self.nb).astype(np.float64)
-        self.full = self.count > 0
+        count = np.bincount(self.idx, minlength=self.nb)
+        self.count = count.astype(np.float64)
+        self.full = count > 0
+        # first sample of every non-empty bin (samples are in time order): bin sums by one reduceat
+        self._first = (np.cumsum(count) - count)[self.full]
+        self._all_full = bool(self.full.all())
         self.tc = (np.arange(self.nb) + self.b0 + 0.5) * bin_s
         self.t = t_s
         self.fs = 1.0 / bin_s
         self._j = self._f = None
+
+    def sums(self, col: np.ndarray) -> np.ndarray:
+        """Per-bin sums (float64) of one (N,) channel; empty bins are 0."""
+        s = np.add.reduceat(col, self._first, dtype=np.float64)
+        if self._all_full:
+            return s
+        out = np.zeros(self.nb)
+        out[self.full] = s
+        return out
 
     def mean(self, x: np.ndarray) -> np.ndarray:
         """Bin means of (N,) or (N, k) ``x``; empty bins are interpolated."""
         cols = x.reshape(len(x), -1)
         out = np.empty((self.nb, cols.shape[1]))
         for j in range(cols.shape[1]):  # loop over channels, not samples
-            s = np.bincount(self.idx, weights=cols[:, j], minlength=self.nb)
+            s = self.sums(cols[:, j])
             m = np.divide(s, self.count, out=np.full(self.nb, np.nan), where=self.full)
-            if not self.full.all():
+            if not self._all_full:
                 m = np.interp(self.tc, self.tc[self.full], m[self.full])
             out[:, j] = m
         return out if x.ndim > 1 else out[:, 0]
@@ -95,12 +112,15 @@ class _Grid:
             sel = np.flatnonzero(fcs == fc)
             both = np.empty((self.nb, len(sel) + 1))
             for k, j in enumerate(sel):  # loop over channels
-                both[:, k] = np.bincount(self.idx, weights=cols[:, j], minlength=self.nb)
+                both[:, k] = self.sums(cols[:, j])
             if weight is not None:
                 both[:, :-1] *= weight[:, None]
             both[:, -1] = w
             ker = _hann_kernel(self.fs / fc)
-            f = signal.oaconvolve(both, ker[:, None], mode="same", axes=0)
+            if len(ker) <= 61:   # short kernels: direct convolution beats the FFT
+                f = ndimage.convolve1d(both, ker, axis=0, mode="constant")
+            else:
+                f = signal.fftconvolve(both, ker[:, None], mode="same", axes=0)
             out[:, sel] = f[:, :-1] / np.maximum(f[:, -1:], 1e-6 * float(ker.sum()) * max(float(w.max()), 1e-12))
         return out if x.ndim > 1 else out[:, 0]
 
@@ -109,13 +129,24 @@ class _Grid:
         if t is not None:
             return np.interp(t, self.tc, y)
         if self._j is None:
-            u = self.t / (1.0 / self.fs) - (self.b0 + 0.5)
-            j = np.clip(np.floor(u), 0, max(self.nb - 2, 0)).astype(np.intp)
-            self._j, self._f = j, np.clip(u - j, 0.0, 1.0).astype(np.float32)
+            u = self._q if self._q is not None else self.t / (1.0 / self.fs)
+            self._q = None
+            u -= self.b0 + 0.5
+            j = np.floor(u)
+            np.clip(j, 0, max(self.nb - 2, 0), out=j)
+            u -= j
+            np.clip(u, 0.0, 1.0, out=u)
+            self._j, self._f = j.astype(np.intp), u.astype(np.float32)
         if self.nb < 2:
             return np.full(len(self.t), float(y[0]))
-        y0 = y[self._j]
-        return y0 + self._f * (y[self._j + 1] - y0)
+        # per-bin slopes first: two gathers from a small (cache-resident) array instead of j + 1 at full rate
+        dy = np.empty_like(y)
+        np.subtract(y[1:], y[:-1], out=dy[:-1])
+        dy[-1] = 0.0
+        out = dy[self._j]
+        out *= self._f
+        out += y[self._j]
+        return out
 
 
 def _hann_kernel(length_bins: float) -> np.ndarray:
@@ -123,17 +154,6 @@ def _hann_kernel(length_bins: float) -> np.ndarray:
     n = max(3, int(round(length_bins)) | 1)
     k = np.hanning(n + 2)[1:-1]
     return k / k.sum()
-
-
-def _integrate(rates: np.ndarray, dt: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """Trapezoid integral of (N, k) rates over time; no increment across ``cut`` intervals (gaps)."""
-    inc = rates[1:] + rates[:-1]                   # float32 rates stay float32 here ...
-    inc *= (0.5 * dt).astype(inc.dtype)[:, None]
-    inc[cut] = 0.0
-    out = np.empty(rates.shape, dtype=np.float64)  # ... and are summed in float64
-    out[0] = 0.0
-    np.cumsum(inc, axis=0, dtype=np.float64, out=out[1:])
-    return out
 
 
 def _seg_mean(segs: "_Segments", x: np.ndarray) -> np.ndarray:
@@ -171,7 +191,7 @@ class _Segments:
         det = np.where(ok, det, 1.0)
         slope = np.where(ok[:, None], (s0[:, None] * sux - s1[:, None] * sx) / det[:, None], 0.0)
         icpt = (sx - slope * s1[:, None]) / s0[:, None]
-        x -= icpt[self.owner] + slope[self.owner] * u[:, None]
+        x -= np.take(icpt, self.owner, axis=0) + np.take(slope, self.owner, axis=0) * u[:, None]
         return x
 
 
@@ -236,29 +256,31 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         raise InputError("recording has fewer than 2 samples")
     fs = float(fs_hz) if fs_hz else rec.fs_hz
     acc_s = np.asarray(rec.acc_g)
-    if not np.isfinite(acc_s).all():
+    if not np.isfinite(np.sum(acc_s)) and not np.isfinite(acc_s).all():
         acc_s = _fill_nan(np.asarray(acc_s, dtype=np.float64), t)
     if activity is None:
         activity = act.classify(acc_s, fs, cfg.activity)
     if mounting is None:
         mounting = estimate_mounting(t, acc_s, rec.gyro_dps, fs, activity, cfg.align)
     M = to_body_flu(mounting)
-    acc = rotate_rows(acc_s, M)                                          # body forward/left/up, g
-    gap_idx = find_gaps(t, fs, cfg.align.gap_factor)
+    # channel-major (3, N) float32 throughout: every full-rate operation runs over contiguous rows
+    acc = _rotate_cols(acc_s, M)                                          # body forward/left/up, g
     dt = np.diff(t)
-    cut = np.zeros(len(dt), dtype=bool)
-    cut[gap_idx - 1] = True
+    gap_idx = np.flatnonzero(dt > cfg.align.gap_factor / fs) + 1      # = find_gaps(t, ...), one diff pass
     grid = _Grid(t, cfg.bin_s)
     valid = np.ones(len(t), dtype=bool)
 
     gyro = rec.gyro_dps
-    has_gyro = gyro is not None and np.isfinite(gyro).any()
+    # one quick whole-array test first: usually every gyro value is finite
+    gyro_finite = gyro is not None and bool(np.isfinite(np.sum(gyro)))
+    has_gyro = gyro is not None and (gyro_finite or bool(np.isfinite(gyro).any()))
     meta: dict = {"mounting": mounting.to_dict(), "gaps": gap_list(t, gap_idx), "gyro": bool(has_gyro),
                   "unavailable": []}
     if has_gyro:
-        valid &= np.isfinite(gyro).all(axis=1)
+        if not gyro_finite:
+            valid &= np.isfinite(gyro).all(axis=1)
         g = gyro if valid.all() else _fill_nan(np.asarray(gyro, dtype=np.float32), t)
-        w = rotate_rows(g, np.radians(M), offset=mounting.gyro_bias_dps)     # rad/s, body forward/left/up
+        w = _rotate_cols(g, np.radians(M), offset=mounting.gyro_bias_dps)   # rad/s, body forward/left/up
         del g
         segs = _Segments(len(t), gap_idx) if len(gap_idx) else None
 
@@ -270,8 +292,9 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         starts = _block_starts(t, fs, d)
         cnt = np.diff(np.append(starts, len(t)))
         td = np.add.reduceat(t, starts) / cnt
-        wd = np.add.reduceat(w, starts, axis=0).astype(np.float64) / cnt[:, None]
-        ad = np.add.reduceat(acc, starts, axis=0) / cnt[:, None].astype(np.float32)
+        wd = _block_sums(w, starts, d).astype(np.float64)
+        wd /= cnt                                     # (3, n) rows
+        ad = (_block_sums(acc, starts, d) / cnt.astype(np.float32)).T
         span = cnt / fs
         if segs is not None:
             gi_d = np.flatnonzero(np.diff(segs.owner[starts]) != 0) + 1
@@ -279,10 +302,14 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
             gi_d = np.zeros(0, dtype=np.intp)
         segs_d = _Segments(len(td), gi_d) if len(gi_d) else None
         grid_d = _Grid(td, cfg.bin_s, like=grid)      # the same bins as the full-rate grid
-        small_d = np.column_stack([wd[:, 1], wd[:, 0], -wd[:, 2]])
+        small_d = np.empty_like(wd)                   # rows [tilt, obliquity, yaw] rates; (n, 3) view below
+        small_d[0], small_d[1] = wd[1], wd[0]
+        np.negative(wd[2], out=small_d[2])
+        small_d = small_d.T
         ang_d = _block_integral(small_d, span)
         hp_d, rot_d, rate_d = _fast(ang_d, small_d[:, 2], segs_d, grid_d, td, cfg)
-        a_hp = apply_euler(ad, hp_d[:, 0], hp_d[:, 1], rot_d, out_dtype=np.float64)
+        # float32 like the block-mean samples themselves (float64 sines cost 15x more)
+        a_hp = apply_euler(ad, hp_d[:, 0], hp_d[:, 1], rot_d, out_dtype=np.float32)
         weight = _reference_weight(grid_d, rate_d, activity[starts], cfg)
         m = grid_d.smooth(a_hp, cfg.fc_tilt_hz, weight)
         del a_hp
@@ -290,7 +317,10 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         tilt_d = hp_d[:, 0] + grid_d.back(tilt_lf)
         obl_d = hp_d[:, 1] + grid_d.back(obl_lf)
         # exact minus small-angle rates of R = R_down(yaw) R_forward(obl) R_left(tilt), and their integral
-        ct, st, co, so = np.cos(tilt_d), np.sin(tilt_d), np.cos(obl_d), np.sin(obl_d)
+        t32, o32 = tilt_d.astype(np.float32), obl_d.astype(np.float32)
+        ct, st, co, so = (np.cos(t32).astype(np.float64), np.sin(t32).astype(np.float64),
+                          np.cos(o32).astype(np.float64), np.sin(o32).astype(np.float64))
+        del t32, o32
         wf, wl, wu = small_d[:, 1], small_d[:, 0], -small_d[:, 2]
         yaw_rate = (wf * st - wu * ct) / co
         corr = np.column_stack([yaw_rate * so, wf * (ct - 1.0) + wu * st, yaw_rate + wu])
@@ -298,28 +328,52 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         # wrong correction there would be integrated into a step that the low-pass smears back in time
         corr *= np.clip(np.minimum(td - td[0], td[-1] - td) / cfg.edge_taper_s, 0.0, 1.0)[:, None]
         corr_int = _block_integral(corr, span)
-        del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d
+        del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
 
-        # ---- fast parts at the full rate
-        ang = _integrate(np.column_stack([w[:, 1], w[:, 0], -w[:, 2]]), dt, cut)
-        # block values back to the samples: linear between block centres (one search for all channels)
-        j = np.clip(np.searchsorted(td, t) - 1, 0, max(len(td) - 2, 0))
-        f = np.clip((t - td[j]) / np.maximum(td[np.minimum(j + 1, len(td) - 1)] - td[j], 1e-12), 0.0, 1.0)
+        # ---- fast parts at the full rate, one contiguous row per angle [tilt, obliquity, yaw]
+        ang = _integrate_rows((w[1], w[0], w[2]), (1.0, 1.0, -1.0), dt, gap_idx - 1)
+        # block values back to the samples: linear between block centres. Sample i of block b lies after
+        # the centres of blocks < b and before those > b, so searchsorted(td, t) - 1 = b - 1 + (td[b] < t)
+        nbd = len(td)
+        j = np.repeat(np.arange(-1, nbd - 1), cnt)
+        j += np.repeat(td, cnt) < t
+        np.clip(j, 0, max(nbd - 2, 0), out=j)
+        nxt = np.minimum(np.arange(nbd) + 1, nbd - 1)
+        den = np.maximum(td[nxt] - td, 1e-12)
+        f = t - td[j]
+        f /= den[j]
+        np.clip(f, 0.0, 1.0, out=f)
         for k in range(3):  # loop over the three angles
-            c0 = corr_int[j, k]
-            ang[:, k] += c0 + f * (corr_int[np.minimum(j + 1, len(td) - 1), k] - c0)
+            c = np.ascontiguousarray(corr_int[:, k])
+            inc = (c[nxt] - c)[j]
+            inc *= f
+            inc += c[j]
+            ang[k] += inc
+        del inc
         del j, f
-        hp, rot, _ = _fast(ang, None, segs, grid, t, cfg, rate=grid_d.smooth(yaw_rate, cfg.fc_heading_hz))
-        tilt = hp[:, 0] + grid.back(tilt_lf)
-        obl = hp[:, 1] + grid.back(obl_lf)
-        del ang, hp
+        rate = grid_d.smooth(yaw_rate, cfg.fc_heading_hz)
+        if segs is not None:
+            segs.detrend(ang[:2].T, t)
+            path = grid.back(np.cumsum(rate) / grid.fs)
+            path -= ang[2]
+            ang[2] += _seg_mean(segs, path)
+            del path
+        slow = grid.smooth(ang.T, np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
+        # angle = gyro angle - its slow part + the gravity angle, both bin series back in one interpolation
+        ang[0] += grid.back(tilt_lf - slow[:, 0])
+        ang[1] += grid.back(obl_lf - slow[:, 1])
+        ang[2] -= grid.back(slow[:, 2])
+        tilt, obl, rot = ang[0], ang[1], ang[2]
         # pelvis frame (x up, y left, z back) from forward/left/up
-        gyro_body = np.empty_like(w)
-        gyro_body[:, 0], gyro_body[:, 1], gyro_body[:, 2] = w[:, 2], w[:, 1], -w[:, 0]
-        gyro_body *= np.float32(180.0 / np.pi)
+        k = np.float32(180.0 / np.pi)
+        gb = np.empty_like(w)
+        np.multiply(w[2], k, out=gb[0])
+        np.multiply(w[1], k, out=gb[1])
+        np.multiply(w[0], -k, out=gb[2])
+        gyro_body = gb.T
         del w
     else:
-        m = grid.smooth(acc, cfg.fc_nogyro_hz)
+        m = grid.smooth(acc.T, cfg.fc_nogyro_hz)
         tilt_lf, obl_lf = _gravity_angles(m)
         tilt, obl = grid.back(tilt_lf), grid.back(obl_lf)
         rot = np.zeros(len(t))
@@ -331,36 +385,128 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
     tilt = tilt.astype(np.float32)
     obl = obl.astype(np.float32)
     rot = np.asarray(rot, dtype=np.float32)
-    acc_level = apply_euler(acc, tilt, obl, rot, out_dtype=np.float32)
+    acc_level = _level_rows(acc, tilt, obl, rot).T     # (N, 3) view of the (3, N) rows
     del acc
-    angles = np.empty((len(t), 3), dtype=np.float32)
-    np.multiply(tilt, np.float32(180.0 / np.pi), out=angles[:, 0])
-    np.multiply(obl, np.float32(180.0 / np.pi), out=angles[:, 1])
+    angles = np.empty((3, len(t)), dtype=np.float32)
+    np.multiply(tilt, np.float32(180.0 / np.pi), out=angles[0])
+    np.multiply(obl, np.float32(180.0 / np.pi), out=angles[1])
     if has_gyro:
-        np.multiply(rot, np.float32(180.0 / np.pi), out=angles[:, 2])
+        np.multiply(rot, np.float32(180.0 / np.pi), out=angles[2])
     else:
-        angles[:, 2] = np.nan
+        angles[2] = np.nan
+    angles = angles.T
 
     if rec.angles_deg is not None:
         meta["device_angles"] = device_agreement(angles, rec.angles_deg, activity == act.RUNNING)
     return Kinematics(t_s=t, fs_hz=fs, acc_level_g=acc_level, angles_deg=angles, gyro_body_dps=gyro_body,
                       valid=valid, running=activity == act.RUNNING, activity=activity, meta=meta)
 
+def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
+    """``M @ (x - offset).T`` for (N, 3) ``x``: a (3, N) float32 array (same arithmetic as ``rotate_rows``)."""
+    # one transposing pass to contiguous columns (none if x already is float32 channel rows: read-only
+    # then, the offset is subtracted in a copy)
+    xt = np.asarray(x).T.astype(np.float32, order="C", copy=offset is not None)
+    cols = [xt[0], xt[1], xt[2]]
+    if offset is not None:
+        for k in range(3):   # three channels
+            cols[k] -= np.float32(offset[k])
+    out = np.empty((3, len(x)), dtype=np.float32)
+    tmp = np.empty(len(x), dtype=np.float32)
+    for i in range(3):   # three output axes
+        r = out[i]
+        np.multiply(cols[0], np.float32(M[i, 0]), out=r)
+        r += np.multiply(cols[1], np.float32(M[i, 1]), out=tmp)
+        r += np.multiply(cols[2], np.float32(M[i, 2]), out=tmp)
+    return out
+
+
+def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Trapezoid integrals (3, N) float64 of float32 rate rows (times ``signs``); no increment across the
+    ``cut`` intervals (gaps): float32 increments summed in float64, one contiguous row at a time."""
+    n = len(rows[0])
+    half = (0.5 * dt).astype(np.float32)
+    out = np.empty((len(rows), n), dtype=np.float64)
+    inc = np.empty(n - 1, dtype=np.float32)
+    for k in range(3):   # loop over the three angles
+        r = rows[k]
+        np.add(r[1:], r[:-1], out=inc)
+        if signs[k] < 0:
+            np.negative(inc, out=inc)
+        inc *= half
+        inc[cut] = 0.0
+        out[k, 0] = 0.0
+        np.cumsum(inc, dtype=np.float64, out=out[k, 1:])
+    return out
+
+
+def _level_rows(acc: np.ndarray, tilt, obl, rot) -> np.ndarray:
+    """:func:`angles.apply_euler` in float32 on (3, N) body rows (same arithmetic; ``acc`` is used as
+    scratch space); returns the level-frame (3, N) rows."""
+    f, l, u = acc[0], acc[1], acc[2]
+    out = np.empty_like(acc)
+    tmp = np.empty_like(f)
+    ct, st = np.cos(tilt), np.sin(tilt)
+    f1 = np.multiply(ct, f, out=out[0])       # R_left(tilt): f1 = ct f + st u, u1 = ct u - st f
+    f1 += np.multiply(st, u, out=tmp)
+    u *= ct
+    f *= st
+    u -= f                                    # u1
+    c, s = np.cos(obl), np.sin(obl)
+    l2 = np.multiply(c, l, out=out[1])        # R_forward(obliquity): l2 = c l - s u1, u2 = s l + c u1
+    l2 -= np.multiply(s, u, out=tmp)
+    l *= s
+    u *= c
+    u += l                                    # u2
+    c, s = np.cos(rot), np.sin(rot)
+    np.multiply(c, f1, out=f)                 # R_down(rotation) = rotation about +up by -rotation
+    f += np.multiply(s, l2, out=l)
+    l2 *= c
+    f1 *= s
+    l2 -= f1
+    out[0] = f
+    out[2] = u
+    return out
+
 
 def _block_integral(rates: np.ndarray, span: np.ndarray) -> np.ndarray:
     """Integral of block-mean rates (N, k) up to each block's middle; ``span`` = block lengths, s."""
-    inc = rates * span[:, None]
-    out = np.cumsum(inc, axis=0)
-    out -= 0.5 * inc
-    return out
+    inc = rates.T * span                      # (k, N): each running sum over one contiguous row
+    out = np.cumsum(inc, axis=1)
+    inc *= 0.5
+    out -= inc
+    return out.T
 
 
 def _block_starts(t: np.ndarray, fs: float, d: int) -> np.ndarray:
     """First sample index of each block of ``d`` sample slots on the absolute grid ``round(t * fs)``."""
     if d == 1:
         return np.arange(len(t))
-    blk = np.rint(t * fs).astype(np.int64) // d
-    return np.flatnonzero(np.diff(blk, prepend=blk[0] - 1) != 0)
+    blk = np.rint(t * fs).astype(np.int64)
+    blk //= d
+    new = np.empty(len(t), dtype=bool)
+    new[0] = True
+    np.not_equal(blk[1:], blk[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _block_sums(x: np.ndarray, starts: np.ndarray, d: int) -> np.ndarray:
+    """``np.add.reduceat(x, starts, axis=1)`` for (k, N) rows; when the inner blocks are all ``d`` long
+    (no lost samples), from a slot-major copy (5x faster than reduceat)."""
+    n, m = x.shape[1], len(starts)
+    if d == 1:
+        return x.copy()
+    if m > 2 and starts[-1] - starts[1] == (m - 2) * d and n - starts[-1] <= d \
+            and bool((np.diff(starts[1:]) == d).all()):
+        out = np.empty((x.shape[0], m), dtype=x.dtype)
+        out[:, :1] = np.add.reduceat(x[:, : starts[1]], [0], axis=1)
+        out[:, -1:] = np.add.reduceat(x[:, starts[-1]:], [0], axis=1)
+        a, e = int(starts[1]), int(starts[-1])
+        # slot-major copy (k, d, m) of the whole blocks, then d contiguous rows summed (no BLAS: its
+        # threads spin and cost CPU time)
+        slots = np.ascontiguousarray(x[:, a:e].reshape(x.shape[0], m - 2, d).transpose(0, 2, 1))
+        np.sum(slots, axis=1, out=out[:, 1:-1])
+        return out
+    return np.add.reduceat(x, starts, axis=1)
 
 
 def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None", grid: _Grid, t: np.ndarray,
@@ -381,7 +527,7 @@ def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None"
         ang[:, 2] += _seg_mean(segs, path)
         del path
     slow = grid.smooth(ang, np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
-    hp = np.empty((len(ang), 2))
+    hp = np.empty((len(ang), 2), order="F")          # contiguous columns
     hp[:, 0] = ang[:, 0] - grid.back(slow[:, 0])
     hp[:, 1] = ang[:, 1] - grid.back(slow[:, 1])
     rot = ang[:, 2] - grid.back(slow[:, 2])

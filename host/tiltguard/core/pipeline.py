@@ -8,7 +8,7 @@ same stages on a sliding window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -63,15 +63,17 @@ def kinematics(rec: Recording, config: AnalysisConfig | None = None, mounting: M
     acc = np.asarray(rec.acc_g, dtype=np.float64)
     if len(acc) < 2:
         raise InputError("recording has fewer than 2 samples")
-    finite = np.isfinite(acc)
-    if not finite.any():
+    all_finite = bool(np.isfinite(np.sum(acc)))      # one quick whole-array test first: usually true
+    if not all_finite and not np.isfinite(acc).any():
         raise InputError("the accelerometer columns hold no numbers")
-    codes = act.classify(acc if finite.all() else np.nan_to_num(acc), fs, oc.activity, first_run_s=first_run_s,
-                         t_s=rec.t_s)
-    del finite
+    # activity and orientation both work on float32 channel rows: convert once and share (read-only)
+    acc32 = acc.T.astype(np.float32, order="C") if all_finite else None
+    codes = act.classify(acc32.T if all_finite else np.nan_to_num(acc), fs, oc.activity,
+                         first_run_s=first_run_s, t_s=rec.t_s)
     if mounting is None:
         mounting = estimate_mounting(rec.t_s, acc, rec.gyro_dps, fs, codes, oc.align)
-    kin = orientation(rec, mounting=mounting, activity=codes, config=oc, fs_hz=fs)
+    src = replace(rec, acc_g=acc32.T) if all_finite else rec
+    kin = orientation(src, mounting=mounting, activity=codes, config=oc, fs_hz=fs)
     return kin, mounting
 
 
@@ -133,9 +135,15 @@ def _median(df: pd.DataFrame, col: str) -> float | None:
 
 def activity_seconds(t_s: np.ndarray, codes: np.ndarray, fs_hz: float) -> dict[str, float]:
     """Seconds spent in each activity (sample intervals, gaps excluded)."""
-    dt = np.diff(t_s, append=t_s[-1] + 1.0 / fs_hz)
-    dt = np.where(dt > 2.5 / fs_hz, 1.0 / fs_hz, dt)
-    sec = np.bincount(codes, weights=dt, minlength=len(act.NAMES))
+    dt = np.empty(len(t_s))
+    np.subtract(t_s[1:], t_s[:-1], out=dt[:-1])
+    dt[-1:] = 1.0 / fs_hz
+    dt[dt > 2.5 / fs_hz] = 1.0 / fs_hz
+    # sums over the runs of equal codes (few), then per code: cheaper than a weighted bincount per sample
+    codes = np.asarray(codes)
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1]))) if len(codes) else np.zeros(0, int)
+    sec = np.bincount(codes[starts], weights=np.add.reduceat(dt, starts) if len(starts) else None,
+                      minlength=len(act.NAMES))
     return {name: round(float(s), 2) for name, s in zip(act.NAMES, sec)}
 
 

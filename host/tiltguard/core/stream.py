@@ -9,7 +9,11 @@
   than the margin, so what is emitted equals the batch result on the whole session (within floating
   tolerance); ``tests/core/test_stream.py`` checks it;
 * strides go through the same :class:`~tiltguard.core.drift.DriftDetector` as in the batch call, so the
-  alerts are identical too.
+  alerts are identical too; each final stride's 0-100 % angle curve is kept (float32), so ``finish()``
+  returns the batch call's early/late curves as well;
+* lost packets: orientation detrends each gap-free stretch as a whole, so results within the tilt
+  low-pass's reach of the last gap wait until the stretch after it ends (the next gap), at most
+  ``stall_s``.
 
 Latency: a step is final ``margin_s`` (default 40 s) after it happened; the live path shows provisional
 values earlier if it wants them.
@@ -97,11 +101,15 @@ class StreamAnalyzer:
     history_s : context kept before the oldest non-final result, s.
     hop_s : re-analyse after at least this much new data, s.
     lookback_s : how far before the window a gap is looked for to start the window on, s.
+    stall_s : longest wait for the gap-free stretch after a gap to end before results near that gap
+        are emitted anyway, s (see :meth:`_hold_at_open_stretch`).
     """
 
     def __init__(self, config: AnalysisConfig | None = None, *, margin_s: float = 40.0,
-                 history_s: float = 30.0, hop_s: float = 5.0, lookback_s: float = 120.0):
+                 history_s: float = 30.0, hop_s: float = 5.0, lookback_s: float = 120.0,
+                 stall_s: float = 90.0):
         self.config = config or AnalysisConfig()
+        self.stall_s = stall_s
         self.margin_s, self.history_s, self.hop_s = margin_s, history_s, hop_s
         self.lookback_s = lookback_s
         self.buf = _Buffer()
@@ -120,6 +128,7 @@ class StreamAnalyzer:
         self._steps: list[pd.DataFrame] = []
         self._strides: list[pd.DataFrame] = []
         self._alerts: list[dict] = []
+        self._curve_rows: list[np.ndarray] = []   # (n, 101, 3) float32 stride curves, as strides become final
         self._activity = np.zeros(len(act.NAMES))
         self._gaps: list[list[float]] = []
         self._meta: dict = {}
@@ -174,7 +183,8 @@ class StreamAnalyzer:
         activity_s = {n: round(float(s), 2) for n, s in zip(act.NAMES, self._activity)}
         summary = summarize(self._kin_meta_stub(), steps, strides, alerts, self.detector, self.mounting,
                             activity_s=activity_s, duration_s=duration, gaps=self._gaps)
-        self._done = Analysis(steps=steps, strides=strides, alerts=alerts, summary=summary, curves=None,
+        self._done = Analysis(steps=steps, strides=strides, alerts=alerts, summary=summary,
+                              curves=self._curves() if self.config.curves else None,
                               kinematics=None, mounting=self.mounting, detector=self.detector)
         return self._done
 
@@ -231,6 +241,8 @@ class StreamAnalyzer:
             if len(gi):
                 end_i = j0 + int(gi[-1])
                 final_s = min(final_s, float(b.t[end_i - 1]) - self.margin_s)
+            else:
+                final_s = self._hold_at_open_stretch(final_s, j0)
             if final_s <= self.final_s:
                 return self._empty()
         rec = b.recording(start, end_i)
@@ -256,6 +268,13 @@ class StreamAnalyzer:
         if len(new_strides):
             self._stride_from = float(new_strides["t_start_s"].iloc[-1]) + 0.2
         alerts = self.detector.feed_table(new_strides)
+        if self.config.curves and len(new_strides):
+            from tiltguard.core.curves import stride_curve_rows
+            rows = stride_curve_rows(grid, new_strides["t_start_s"].to_numpy(float),
+                                     new_strides["t_end_s"].to_numpy(float))
+            if not kin.meta.get("gyro", True):
+                rows[:] = np.nan
+            self._curve_rows.append(rows.astype(np.float32))
         # bookkeeping over the newly final span
         t = kin.t_s
         span = (t >= lo) & (t < final_s)
@@ -281,6 +300,35 @@ class StreamAnalyzer:
             self._strides.append(new_strides.reset_index(drop=True))
         self._alerts += alerts
         return StreamUpdate(new_steps.reset_index(drop=True), new_strides.reset_index(drop=True), alerts)
+
+    def _curves(self) -> pd.DataFrame:
+        """Early/late stride curves as the batch call computes them (``core.curves``)."""
+        from tiltguard.core.curves import PART, curves_frame
+
+        if not self._curve_rows:     # no strides: NaN curves, as the batch call gives
+            return curves_frame(np.full((1, 101, 3), np.nan), np.full((1, 101, 3), np.nan))
+        rows = np.concatenate(self._curve_rows)
+        n = len(rows)
+        k = max(1, int(round(PART * n)))
+        return curves_frame(rows[:k].astype(np.float64), rows[n - k:].astype(np.float64))
+
+    def _hold_at_open_stretch(self, final_s: float, j0: int) -> float:
+        """No gap after ``final_s``: the stretch after the last gap runs past the newest sample, and the
+        batch call detrends that stretch whole (``core.orientation``), so results within the tilt
+        low-pass's reach of that gap (half its kernel plus a margin) wait until the stretch ends -- the
+        next gap -- or until it is ``stall_s`` long (then any difference is far below the noise)."""
+        b = self.buf
+        oc = self.config.orientation
+        reach = 0.5 / oc.fc_tilt_hz + 2.0
+        # the last gap after the results emitted so far (less the reach)
+        lo = int(np.searchsorted(b.t, min(self.final_s, final_s) - reach))
+        gi = find_gaps(b.t[lo: j0 + 1], self.fs_hz, oc.align.gap_factor)
+        if not len(gi):
+            return final_s
+        g = lo + int(gi[-1])                       # first sample of the open stretch
+        if self._t_last - float(b.t[g]) >= self.stall_s:
+            return final_s
+        return min(final_s, float(b.t[g - 1]) - reach)
 
     def _kin_meta_stub(self):
         class _K:  # summarize() reads only these when activity and duration are given

@@ -104,6 +104,7 @@ class LiveSession:
         self.latency_stride_s: list[float] = []   # frame received -> stride written (when a frame made it final)
         self.latency_buzz_s: list[float] = []     # alert made final -> buzz command written
         self._pending: list[bytes] = []
+        self._undecoded_n = 0       # samples that arrived since the pending frames were last decoded
         self._origin_us: float | None = None
         self._fed_seq = -1          # highest sample index fed to the analyser
         self._t_fed = -np.inf
@@ -273,6 +274,7 @@ class LiveSession:
             self.rx_samples += f.n
             self._last_rx = time.monotonic()
             self._pending.append(item.raw)
+            self._undecoded_n += f.n
             if self.meta.get("mode") is None:
                 self.meta["mode"] = "full" if f.full else "compact"
                 self.meta["sample_rate_hz"] = round(1e6 / (f.period_q * w.PERIOD_LSB_US), 3)
@@ -442,6 +444,12 @@ class LiveSession:
         if not self._pending:
             return self._feed(time.perf_counter(), final or replay, replay)
         t_rx = time.perf_counter()
+        rate = (getattr(self, "meta", None) or {}).get("sample_rate_hz")
+        if not (final or replay or ignore_holes) and rate and self._undecoded_n < 0.25 * self.cfg.hop_s * float(rate):
+            # the analyser runs once per hop_s of samples: decoding (CRC) frames one by one until then
+            # only costs CPU time, so they wait as raw frames (already in the log) for a quarter hop
+            return []
+        self._undecoded_n = 0
         if not replay and self._writer is not None:
             self._writer.flush()  # what arrived is on disk before a (possibly long) analysis step
         seq = self.decoder.seq
