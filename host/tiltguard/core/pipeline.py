@@ -186,26 +186,39 @@ def summarize(kin: Kinematics, steps: pd.DataFrame, strides: pd.DataFrame, alert
     return out
 
 
+def read_toml(path) -> dict:
+    """The tables of a TOML file; a missing or malformed file raises :class:`InputError` (one line)."""
+    import tomllib
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid TOML ({exc})") from None
+
+
+def config_tables(cfg: AnalysisConfig) -> dict:
+    """TOML table name -> the settings object of ``cfg`` it fills."""
+    return {"drift": cfg.drift, "orientation": cfg.orientation, "activity": cfg.orientation.activity,
+            "align": cfg.orientation.align}
+
+
 def load_config(path) -> AnalysisConfig:
     """Read an :class:`AnalysisConfig` from a TOML file with optional tables ``[drift]``,
     ``[orientation]``, ``[activity]`` and ``[align]`` whose keys are the dataclass fields.
 
     Unknown keys or wrong types raise :class:`InputError` (one line).
     """
-    import tomllib
     from dataclasses import fields
     from pathlib import Path
 
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p)
     cfg = AnalysisConfig()
-    targets = {"drift": cfg.drift, "orientation": cfg.orientation, "activity": cfg.orientation.activity,
-               "align": cfg.orientation.align}
+    targets = config_tables(cfg)
     for section, values in data.items():
         if section not in targets or not isinstance(values, dict):
             raise InputError(f"{p.name}: unknown section [{section}] (use {', '.join(targets)})")

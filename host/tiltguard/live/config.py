@@ -6,11 +6,10 @@ Tables: ``[drift]``, ``[orientation]``, ``[activity]``, ``[align]`` (the analysi
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from tiltguard.core.pipeline import AnalysisConfig
+from tiltguard.core.pipeline import AnalysisConfig, config_tables, read_toml
 from tiltguard.errors import InputError
 from tiltguard.protocol import wire as w
 
@@ -77,15 +76,8 @@ def load_live_config(path: str | Path | None) -> LiveConfig:
     if path is None:
         return cfg
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid TOML ({exc})") from None
-    a = cfg.analysis
-    targets = {"drift": a.drift, "orientation": a.orientation, "activity": a.orientation.activity,
-               "align": a.orientation.align}
+    data = read_toml(p)
+    targets = config_tables(cfg.analysis)
     for section, values in data.items():
         if not isinstance(values, dict):
             raise InputError(f"{p.name}: {section} must be a table")

@@ -550,7 +550,7 @@ class LiveSession:
             if self.duration_s is not None and now - self.started >= self.duration_s:
                 self.stop()
             if self.idle_exit_s is not None and self.connected and now - self._last_rx >= self.idle_exit_s \
-                    and self.rx_samples:
+                    and self.rx_samples and not self._stop.is_set():  # said once, not on every tick
                 self.message(f"no samples for {self.idle_exit_s:g} s: ending the session")
                 self.stop()
 
