@@ -38,9 +38,13 @@ def run_one(args):
     from tiltguard.sim.engine import simulate
     from tiltguard.sim.io import session_meta
 
-    body.GRADE_TILT_DEG_PER_PCT = grade_tilt   # the hill model (read by the simulator at run time)
     kw = {"drift_deg": 6.0, "drift_onset_s": 360.0, "drift_rate_deg_per_min": 1.0} if drift else {"drift_deg": 0.0}
-    res = simulate(SimConfig(minutes=minutes, seed=seed, rate_hz=100, scenario="hills", **kw).validate())
+    default_grade_tilt = body.GRADE_TILT_DEG_PER_PCT
+    body.GRADE_TILT_DEG_PER_PCT = grade_tilt   # the hill model (read by the simulator at run time)
+    try:
+        res = simulate(SimConfig(minutes=minutes, seed=seed, rate_hz=100, scenario="hills", **kw).validate())
+    finally:  # never leak the steeper hill model into later simulations (tests share the process)
+        body.GRADE_TILT_DEG_PER_PCT = default_grade_tilt
     k = res.keep
     an = analyze(Recording(t_s=res.t_s[k], acc_g=res.acc_g[k], gyro_dps=res.gyro_dps[k]))
     start = parse_time(session_meta(res)["start_time"])
