@@ -154,7 +154,11 @@ class DriftDetector:
         out: list[dict] = []
         kind = "anterior_tilt_drift"
         if not self.active[kind]:
-            fired = self.tilt.step(t, e, dt)
+            cus = self.tilt          # _Cusum.step written out: this runs once per stride
+            if cus.s == 0.0 and e > cus.k:
+                cus.t_left_zero = t - dt
+            cus.s = min(max(0.0, cus.s + (e - cus.k) * dt), 2.0 * cus.h)
+            fired = cus.s >= cus.h
             recent = self._recent_sum / len(self._recent)
             if fired and recent > c.k_on_deg and t - self.last_event[kind] >= c.cooldown_s:
                 self.active[kind] = True
@@ -180,7 +184,10 @@ class DriftDetector:
                     self.active[kind] = False
                     cus.reset()
                 continue
-            if cus.step(t, ex, dt) and t - self.last_event[kind] >= c.cooldown_s:
+            if cus.s == 0.0 and ex > cus.k:   # _Cusum.step written out
+                cus.t_left_zero = t - dt
+            cus.s = min(max(0.0, cus.s + (ex - cus.k) * dt), 2.0 * cus.h)
+            if cus.s >= cus.h and t - self.last_event[kind] >= c.cooldown_s:
                 self.active[kind] = True
                 self.last_event[kind] = t
                 out.append(self._alert(t, kind, ex, base))

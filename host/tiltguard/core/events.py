@@ -237,7 +237,8 @@ def _lowpass(x: np.ndarray, fc: float, fs: float) -> np.ndarray:
     sos = signal.butter(2, fc, fs=fs, output="sos")
     if len(x) <= 15:
         return x.copy()
-    return signal.sosfiltfilt(sos, x)
+    # contiguous: sosfiltfilt returns a reversed view, which every later np.take would copy first
+    return np.ascontiguousarray(signal.sosfiltfilt(sos, x))
 
 
 def _fill_index(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -323,11 +323,15 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         del t32, o32
         wf, wl, wu = small_d[:, 1], small_d[:, 0], -small_d[:, 2]
         yaw_rate = (wf * st - wu * ct) / co
-        corr = np.column_stack([yaw_rate * so, wf * (ct - 1.0) + wu * st, yaw_rate + wu])
+        # (3, n) rows, so the block integral runs over contiguous rows; (n, 3) view below
+        corr = np.empty((3, len(td)))
+        np.multiply(yaw_rate, so, out=corr[0])
+        np.add(wf * (ct - 1.0), wu * st, out=corr[1])
+        np.add(yaw_rate, wu, out=corr[2])
         # the first-pass angles are poor within a few seconds of the recording's ends (filter edges); a
         # wrong correction there would be integrated into a step that the low-pass smears back in time
-        corr *= np.clip(np.minimum(td - td[0], td[-1] - td) / cfg.edge_taper_s, 0.0, 1.0)[:, None]
-        corr_int = _block_integral(corr, span)
+        corr *= np.clip(np.minimum(td - td[0], td[-1] - td) / cfg.edge_taper_s, 0.0, 1.0)
+        corr_int = _block_integral(corr.T, span)
         del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
 
         # ---- fast parts at the full rate, one contiguous row per angle [tilt, obliquity, yaw]
@@ -435,7 +439,9 @@ def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> np.ndarray:
         inc *= half
         inc[cut] = 0.0
         out[k, 0] = 0.0
-        np.cumsum(inc, dtype=np.float64, out=out[k, 1:])
+        row = out[k, 1:]
+        row[...] = inc                # float64 first, then an in-place running sum (no buffered casting)
+        np.cumsum(row, out=row)
     return out
 
 
@@ -451,13 +457,13 @@ def _level_rows(acc: np.ndarray, tilt, obl, rot) -> np.ndarray:
     u *= ct
     f *= st
     u -= f                                    # u1
-    c, s = np.cos(obl), np.sin(obl)
+    c, s = np.cos(obl, out=ct), np.sin(obl, out=st)   # reuse the buffers (no fresh allocations)
     l2 = np.multiply(c, l, out=out[1])        # R_forward(obliquity): l2 = c l - s u1, u2 = s l + c u1
     l2 -= np.multiply(s, u, out=tmp)
     l *= s
     u *= c
     u += l                                    # u2
-    c, s = np.cos(rot), np.sin(rot)
+    c, s = np.cos(rot, out=ct), np.sin(rot, out=st)
     np.multiply(c, f1, out=f)                 # R_down(rotation) = rotation about +up by -rotation
     f += np.multiply(s, l2, out=l)
     l2 *= c
