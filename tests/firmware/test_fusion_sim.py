@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tests.firmware.test_fusion import run_firmware
 
-sim = pytest.importorskip("tiltguard.sim")
+import tiltguard.sim as sim
 
 
 def test_fusion_on_simulator_session_with_15deg_misaligned_clip(tmp_path):
