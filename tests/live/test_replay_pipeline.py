@@ -51,6 +51,12 @@ def test_replay_equals_batch_and_buzzes(replayed, drift_run, fast_config):
     assert np.allclose(out.alerts.t_s.to_numpy(float), batch.alerts.t_s.to_numpy(float), atol=1e-5)
     for k in ("n_steps", "n_strides", "drift_onset_s"):
         assert out.summary[k] == batch.summary[k], k
+    # once calibrated, every stride also went to the dashboard provisionally, right after its closing contact
+    live = out.summary["live"]
+    n_after = int((out.strides["t_end_s"] >= live["from_s"]).sum())
+    assert live["from_s"] < 180.0 and n_after >= 0.3 * len(out.strides)
+    assert 0.95 * n_after <= live["provisional_strides"] <= n_after + 2
+    assert 0 < live["wait_ms_p50"] < 150
     # the drift alert became a buzz written to the link and logged with what was sent
     row = out.alerts[out.alerts.kind == "anterior_tilt_drift"].iloc[0]
     assert row.sent == "buzz:alert"

@@ -44,6 +44,9 @@ def snapshot(ls) -> dict:
         "drift": drift, "cadence_spm": stride.get("cadence_spm"), "gct_ms": ls.last_gct_ms,
         "obliquity_rom_deg": stride.get("obliquity_rom_deg"), "rotation_rom_deg": stride.get("rotation_rom_deg"),
         "strides": len(ls.analyzer.strides) if hasattr(ls.analyzer, "strides") else 0,
+        # the last stride shown is provisional (core.provisional) once the analyser has calibrated
+        "stride_source": "live" if getattr(ls, "provisional", None) is not None else "final",
+        "live_strides": getattr(getattr(ls, "provisional", None), "given", 0),
         "alerts": len(ls.alert_rows), "rssi_dbm": ls.t.rssi_dbm, "mtu": ls.t.mtu,
         "received": st["samples_received"], "lost": st["samples_lost"], "missing": st["samples_abandoned"],
         "backfilled": st["samples_backfilled"],
@@ -55,7 +58,8 @@ def snapshot(ls) -> dict:
 
 def status_line(ls) -> str:
     s = snapshot(ls)
-    return (f"t={s['stream_time']} strides={s['strides']} tilt={_f(s['tilt_deg'])} base={_f(s['baseline_deg'])} "
+    return (f"t={s['stream_time']} strides={s['strides']} live={s['live_strides']} tilt={_f(s['tilt_deg'])} "
+            f"base={_f(s['baseline_deg'])} "
             f"drift={s['drift']} cadence={_f(s['cadence_spm'], '{:.0f}')} gct={_f(s['gct_ms'], '{:.0f}')}ms "
             f"rx={s['received']} lost={s['lost']} backfilled={s['backfilled']} missing={s['missing']} "
             f"rejected={s['rejected']} alerts={s['alerts']} next_seq={s['next_seq']}")
@@ -73,7 +77,8 @@ def render(ls):
     t.add_column()
     ex = s["excess_deg"]
     ex_txt = "" if ex is None else f"  ({ex:+.1f} deg vs baseline)"
-    t.add_row("Anterior tilt", f"{_f(s['tilt_deg'], unit=' deg')}  baseline {_f(s['baseline_deg'], unit=' deg')}{ex_txt}")
+    t.add_row("Anterior tilt", f"{_f(s['tilt_deg'], unit=' deg')}  baseline {_f(s['baseline_deg'], unit=' deg')}{ex_txt}"
+                               f"  [dim]({s['stride_source']} stride)[/]")
     style = "bold red" if "ALERT" in s["drift"] else "green"
     t.add_row("Drift", f"[{style}]{s['drift']}[/]")
     t.add_row("Cadence", _f(s["cadence_spm"], "{:.0f}", " steps/min"))
@@ -86,7 +91,7 @@ def render(ls):
     t.add_row("Samples", f"{s['received']} received, {s['lost']} lost, {s['backfilled']} backfilled, "
                          f"{s['missing']} missing, {s['rejected']} bad frames")
     t.add_row("Battery", _f(s["battery_pct"], "{:.0f}", " %"))
-    t.add_row("Elapsed", f"{s['elapsed']} (run time {s['stream_time']}), {s['strides']} strides, "
-                         f"{s['alerts']} alerts")
+    t.add_row("Elapsed", f"{s['elapsed']} (run time {s['stream_time']}), {s['live_strides']} strides live, "
+                         f"{s['strides']} final, {s['alerts']} alerts")
     msgs = "\n".join(ls.messages[-6:]) or "-"
     return Group(Panel(t, title="tiltguard live"), Panel(msgs, title="messages"))

@@ -7,7 +7,9 @@ Data flow per received frame:
    flash log (``download_log``) when the transport can, or given up (``abandon``) when it cannot;
 3. feed the analyser only samples below the first open hole, in index order, so a backfilled stretch is
    analysed where it belongs; strides/steps/alerts the analyser makes final are appended to the CSVs at once;
-4. alerts become a buzz command to the clip (and an optional host sound) per ``live.config.AlertPolicy``.
+4. the same samples go, frame by frame, to ``core.provisional``: the stride that just ended reaches the
+   dashboard a few tens of milliseconds after its closing contact (the final one follows ``margin_s`` later);
+5. alerts become a buzz command to the clip (and an optional host sound) per ``live.config.AlertPolicy``.
 
 Restarting on an existing session folder rebuilds everything from the log first (nothing is re-sent).
 """
@@ -17,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tiltguard.core.provisional import ProvisionalStrides
 from tiltguard.core.stream import StreamAnalyzer
 from tiltguard.errors import InputError
 from tiltguard.formats import session as sf
@@ -90,6 +94,9 @@ class LiveSession:
         self.decoder = StreamDecoder()
         self.analyzer = StreamAnalyzer(self.cfg.analysis, margin_s=self.cfg.margin_s, hop_s=self.cfg.hop_s)
         self.cues = Cues(self.cfg.alerts)
+        self.provisional: ProvisionalStrides | None = None   # once the analyser has calibrated
+        self.last_final_stride: dict | None = None
+        self._provisional_parts: list[pd.DataFrame] = []
         self.resumed = False
         self.messages: list[str] = []
         self.status: fr.Status | None = None
@@ -101,10 +108,15 @@ class LiveSession:
         self.t_stream_s = 0.0
         self.started = time.monotonic()
         self.rx_samples = 0
-        self.latency_stride_s: list[float] = []   # frame received -> stride written (when a frame made it final)
+        self.latency_stride_s: list[float] = []   # frame handled -> provisional stride given (processing)
+        # per provisional stride: (t_end_s, newest sample its look used, and the ends of the blocks that
+        # brought its last sample and that one (stream time, s), processing s)
+        self.stride_timing: list[tuple] = []
+        self._block_ends: deque[float] = deque(maxlen=64)   # stream time of the last sample of recent blocks
+        self.latency_final_s: list[float] = []    # frame handled -> final stride written (when a frame made it final)
         self.latency_buzz_s: list[float] = []     # alert made final -> buzz command written
         self._pending: list[bytes] = []
-        self._undecoded_n = 0       # samples that arrived since the pending frames were last decoded
+        self._pending_dec: list[fr.DataFrame] = []   # the same frames decoded, while in step with _pending
         self._origin_us: float | None = None
         self._fed_seq = -1          # highest sample index fed to the analyser
         self._t_fed = -np.inf
@@ -118,7 +130,6 @@ class LiveSession:
         self._replies: dict[int, asyncio.Future] = {}
         self._stop = asyncio.Event()
         self._closing = False
-        self._last_flush = 0.0
         self._writer: SessionLogWriter | None = None
         self._msg_fh = None
         self._tables: dict[str, _Table] = {}
@@ -139,6 +150,22 @@ class LiveSession:
             self._msg_fh.flush()
         if self.printer:
             self.printer(line)
+
+    def live_figures(self) -> dict:
+        """How live the run was: provisional strides given and how soon (summary.json ``live``)."""
+        tim = np.array(self.stride_timing).reshape(-1, 5)
+        wait_ms = (tim[:, 1] - tim[:, 0]) * 1000.0     # samples needed after the stride's end
+        return {"provisional_strides": int(len(tim)),
+                "from_s": round(float(tim[0, 0]), 2) if len(tim) else None,
+                "wait_ms_p50": round(float(np.median(wait_ms)), 1) if len(tim) else None,
+                "processing_ms_p50": round(float(np.median(tim[:, 4]) * 1000.0), 2) if len(tim) else None}
+
+    @property
+    def provisional_rows(self) -> pd.DataFrame:
+        """Every provisional stride given so far (the dashboard shows the last)."""
+        if not self._provisional_parts:
+            return pd.DataFrame(columns=sf.STRIDES_COLUMNS, dtype=float)
+        return pd.concat(self._provisional_parts, ignore_index=True)
 
     def stats(self) -> dict:
         s = self.decoder.stats()
@@ -185,9 +212,12 @@ class LiveSession:
         """Handle items until done() is true; returns True when the source ended."""
         while not done():
             try:
-                item = await asyncio.wait_for(items.get(), 0.1)
-            except asyncio.TimeoutError:
-                continue
+                item = items.get_nowait()    # no timer and task per frame while frames keep coming
+            except asyncio.QueueEmpty:
+                try:
+                    item = await asyncio.wait_for(items.get(), 0.1)
+                except asyncio.TimeoutError:
+                    continue
             if item is None:
                 return True
             if isinstance(item, Received):
@@ -196,8 +226,8 @@ class LiveSession:
                 await self._on_link(item)
                 if item.kind == "end":
                     return True
-            # a burst of frames (max-speed replay) is drained in batches; otherwise at once
-            if len(self._pending) >= 16 or time.monotonic() - self._last_flush > 0.05:
+            # a burst of frames (max-speed replay, a backfill) is drained in batches; otherwise at once
+            if len(self._pending) >= 16 or items.empty():
                 await self._drain()
         return False
 
@@ -237,7 +267,6 @@ class LiveSession:
         else:
             for tab in self._tables.values():
                 tab.rewrite(pd.DataFrame(columns=tab.columns))
-        self._last_flush = time.monotonic()
 
     def _rebuild(self, old_alerts: pd.DataFrame | None) -> None:
         """Continue a session: counters and analysis state from its log; cues are not sent again."""
@@ -267,19 +296,20 @@ class LiveSession:
         self._writer.append(item.raw, item.host_unix_ms)
         self.decoder.counters.frames_ok += 1
         if isinstance(f, fr.DataFrame):
-            before = [tuple(m) for m in self.decoder.seq.missing]
-            self.decoder.seq.add(f.seq, f.n, backfill=f.is_log)
+            seq = self.decoder.seq
+            before = [tuple(m) for m in seq.missing] if seq.missing else []
+            seq.add(f.seq, f.n, backfill=f.is_log)
             if f.is_log and self._download is not None:  # a download that progresses has not timed out
                 self._download["t0"] = time.monotonic()
             self.rx_samples += f.n
             self._last_rx = time.monotonic()
             self._pending.append(item.raw)
-            self._undecoded_n += f.n
+            self._pending_dec.append(f)
             if self.meta.get("mode") is None:
                 self.meta["mode"] = "full" if f.full else "compact"
                 self.meta["sample_rate_hz"] = round(1e6 / (f.period_q * w.PERIOD_LSB_US), 3)
                 sf.write_session_meta(self.dir, self.meta)
-            if [tuple(m) for m in self.decoder.seq.missing] != before:
+            if (seq.missing or before) and [tuple(m) for m in seq.missing] != before:
                 await self._handle_holes()
         elif isinstance(f, fr.Reply):
             fut = self._replies.pop(f.token, None)
@@ -444,24 +474,23 @@ class LiveSession:
         if not self._pending:
             return self._feed(time.perf_counter(), final or replay, replay)
         t_rx = time.perf_counter()
-        rate = (getattr(self, "meta", None) or {}).get("sample_rate_hz")
-        if not (final or replay or ignore_holes) and rate and self._undecoded_n < 0.25 * self.cfg.hop_s * float(rate):
-            # the analyser runs once per hop_s of samples: decoding (CRC) frames one by one until then
-            # only costs CPU time, so they wait as raw frames (already in the log) for a quarter hop
-            return []
-        self._undecoded_n = 0
-        if not replay and self._writer is not None:
-            self._writer.flush()  # what arrived is on disk before a (possibly long) analysis step
         seq = self.decoder.seq
         if final or ignore_holes or not seq.missing:
             safe = np.inf
         else:
             safe = min(a for a, _ in seq.missing)
+        dec = self._pending_dec if len(self._pending_dec) == len(self._pending) else None
+        self._pending_dec = []
         if np.isfinite(safe):  # hold back whole frames at or after the hole (a frame never straddles one)
             ready = [r for r in self._pending if int.from_bytes(r[1:5], "little") < safe]
             self._pending = [r for r in self._pending if int.from_bytes(r[1:5], "little") >= safe]
+            dec = None
         else:
             ready, self._pending = self._pending, []
+        block = self._continuing(dec) if dec else None
+        if block is not None:   # the usual live case: frames that just continue the stream
+            self._take(block, t_rx, replay)
+            return self._feed(t_rx, final or replay, replay)
         batch = fr.decode_data_frames(ready)
         if not len(batch):
             return self._feed(t_rx, final or replay, replay)
@@ -476,9 +505,69 @@ class LiveSession:
             self._t_fed = float(t[-1])
             gyro = a["gyro_dps"][sel] if batch.has_gyro.any() else None
             ang = a["angles_deg"][sel]
-            self._ready.append((t, a["acc_g"][sel], gyro, None if np.isnan(ang).all() else ang))
-            self.t_stream_s = float(t[-1])
+            self._take((t, a["acc_g"][sel], gyro, None if np.isnan(ang).all() else ang), t_rx, replay)
         return self._feed(t_rx, final or replay, replay)
+
+    def _take(self, block: tuple, t_rx: float, replay: bool) -> None:
+        """In-order samples (t_s, acc_g, gyro_dps, angles_deg) for the analysers."""
+        self._ready.append(block)
+        self.t_stream_s = float(block[0][-1])
+        if not replay:
+            self._provisional(block, t_rx)
+
+    def _continuing(self, frames: list[fr.DataFrame]) -> tuple | None:
+        """Samples of frames that exactly continue what the analysers have (next index, later time, one
+        mode), straight from the transport's decoded frames; None sends them through the general decoder
+        (holes, backfill, reboots, overlaps), which gives the same values."""
+        if self._origin_us is None:
+            return None
+        nxt, full = self._fed_seq + 1, frames[0].full
+        ts, vals = [], []
+        for f in frames:   # per frame (one, live)
+            if f.full != full or f.seq != nxt & 0xFFFFFFFF or f.n == 0:
+                return None
+            ts.append(f.t_us + np.arange(f.n) * (f.period_q * w.PERIOD_LSB_US))
+            vals.append(f.values)
+            nxt += f.n
+        t = (np.concatenate(ts) - self._origin_us) / 1e6
+        if t[0] <= self._t_fed or (len(t) > 1 and np.diff(t).min() <= 0):
+            return None
+        v = np.concatenate(vals)
+        ang = v[:, 0:3] * w.ANGLE_LSB_DEG
+        miss = v[:, 0:3] == w.ANGLE_MISSING
+        if miss.all():
+            ang = None
+        elif miss.any():
+            ang[miss] = np.nan
+        gyro = v[:, 6:9] * w.GYRO_LSB_DPS if full else None
+        self._fed_seq, self._t_fed = nxt - 1, float(t[-1])
+        return t, v[:, 3:6] * w.ACC_LSB_G, gyro, ang
+
+    def _provisional(self, block: tuple, t_rx: float) -> None:
+        """The stride that just ended, for the dashboard (``core.provisional``); never the cues or CSVs."""
+        an = self.analyzer
+        if self.provisional is None:
+            if an.mounting is None:
+                return
+            self.provisional = ProvisionalStrides(an.config, an.mounting, an.fs_hz, an.first_run_s)
+        newest = float(block[0][-1])
+        self._block_ends.append(newest)
+        new = self.provisional.feed(*block)
+        if len(new):
+            self._provisional_parts.append(new)
+            self.last_stride = new.iloc[-1].to_dict()
+            g = [self.last_stride.get(k) for k in ("gct_l_ms", "gct_r_ms")]
+            g = [float(x) for x in g if x is not None and np.isfinite(x)]
+            if g:
+                self.last_gct_ms = sum(g) / len(g)
+            took = time.perf_counter() - t_rx
+            self.latency_stride_s.append(took)
+            ends = np.array(self._block_ends)
+            reads = self.provisional.read_s[-len(new):]
+            for te, rd in zip(new["t_end_s"].to_numpy(float), reads):  # the stride's last sample is just before t_end
+                held, got = ends[ends >= te - 0.5 / an.fs_hz], ends[ends >= rd]
+                self.stride_timing.append((te, rd, float(held[0]) if len(held) else newest,
+                                           float(got[0]) if len(got) else newest, took))
 
     def _feed(self, t_rx: float, force: bool, replay: bool) -> list[dict]:
         """Hand the in-order samples to the analyser in blocks of about ``hop_s``: it only analyses once
@@ -498,6 +587,8 @@ class LiveSession:
             else:
                 opt.append(np.concatenate([np.full((len(p[0]), 3), np.nan) if p[k] is None else p[k] for p in parts]))
         self._t_analyser = float(t[-1])
+        if not replay and self._writer is not None:
+            self._writer.flush()  # what arrived is on disk before the (longer) analysis step
         upd = self.analyzer.feed(t, acc, opt[0], opt[1])
         return self._emit(upd, t_rx, replay)
 
@@ -509,9 +600,11 @@ class LiveSession:
                 self.last_gct_ms = float(g.iloc[-4:].mean())
         if len(upd.strides):
             self._tables["strides"].append(upd.strides)
-            self.last_stride = upd.strides.iloc[-1].to_dict()
+            self.last_final_stride = upd.strides.iloc[-1].to_dict()
+            if self.provisional is None:
+                self.last_stride = self.last_final_stride
             if not replay:
-                self.latency_stride_s.append(time.perf_counter() - t_rx)
+                self.latency_final_s.append(time.perf_counter() - t_rx)
         new = []
         for al in upd.alerts:
             row = {k: al.get(k, "") for k in sf.ALERTS_COLUMNS}
@@ -559,7 +652,6 @@ class LiveSession:
             self._writer.flush()
         for tab in self._tables.values():
             tab.flush()
-        self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ end
     def _finish(self) -> dict:
@@ -584,6 +676,7 @@ class LiveSession:
             summary["link"] = st
             summary["missing_samples"] = int(seq.abandoned)
             summary["source"] = self.source
+            summary["live"] = self.live_figures()
             sf.write_outputs(self.dir, res.steps, res.strides, alerts, summary, res.curves)
             self.summary = summary
         else:

@@ -41,25 +41,11 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
     return binascii.crc_hqx(data, w.CRC_INIT)
 
 
-def _crc_table() -> np.ndarray:
-    t = np.zeros(256, np.uint16)
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t[i] = c & 0xFFFF
-    return t
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc16_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC-16/CCITT-FALSE of every row of a 2-D uint8 array at once (one numpy step per column)."""
-    crc = np.full(len(rows), w.CRC_INIT, np.uint16)
-    for j in range(rows.shape[1]):
-        crc = (crc << 8) ^ _CRC_TABLE[(crc >> 8) ^ rows[:, j]]
-    return crc
+    """CRC-16/CCITT-FALSE of every row of a 2-D uint8 array (binascii per frame: ~1 us for 240 bytes,
+    faster than a table-driven numpy loop over the columns for any number of frames we see)."""
+    buf = np.ascontiguousarray(rows, dtype=np.uint8)
+    return np.fromiter((binascii.crc_hqx(r, w.CRC_INIT) for r in buf), np.uint16, len(buf))
 
 
 def seal(body: bytes | bytearray) -> bytes:
@@ -356,7 +342,7 @@ def decode_data_frames(frames: Sequence[bytes], host_ms: Sequence[float] | None 
     """Decode many data/log frames at once; non-data frames are skipped, bad ones counted.
 
     Frames are grouped by (length, type); each group is one 2-D uint8 array whose headers are
-    read through HDR_DTYPE and whose CRCs are computed column by column (crc16_rows).
+    read through HDR_DTYPE and whose CRCs are checked per row (crc16_rows).
     `host_ms` (one per frame, optional) is carried to the samples for re-anchoring after reboots.
     """
     rejects = dict.fromkeys(REJECT_REASONS, 0)

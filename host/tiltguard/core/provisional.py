@@ -1,0 +1,226 @@
+"""Provisional strides: each stride a few tens of milliseconds after the contact that closes it.
+
+:class:`~tiltguard.core.stream.StreamAnalyzer` makes a stride final ``margin_s`` (~45 s) after it ended, so
+that it equals the batch result. The live dashboard wants the stride that just ended, and
+:class:`ProvisionalStrides` gives it from the same stages on a short window:
+
+1. a cheap trigger on ``|a|`` per block of samples: a flight (``|a|`` below ``FLIGHT_G``) followed by a
+   rise of ``RISE_G`` above that flight's minimum (the steep part of the next contact). It only decides
+   *when* to look; it is not an event detector;
+2. on a trigger whose contact may close a stride (strides run left IC to left IC: every other contact),
+   the batch stages (``core.pipeline.kinematics`` -> ``events.detect_steps``) run on the last
+   ``window_s`` seconds. They find every step up to the one before the new contact;
+3. the closing contact's initial contact is read as ``core.events`` reads one, from the samples so far
+   (first rise through ``floor + IC_LEVEL_G`` after the flight, moved later to the tangent at the
+   ``floor + ANCHOR_G`` crossing), and the stride row comes from ``metrics.stride_table``.
+
+Initial-contact times, cadence and ground-contact times agree with the final strides to about a millisecond and
+0.1 steps/min. Angles agree less well (about a degree on stride-mean tilt): the window's end sees only
+one side of the tilt low-pass. So the dashboard shows provisional strides while the runner's cues, the
+CSVs and the summary wait for the final ones. ``benchmarks/live_latency.py`` prints both differences.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+
+from tiltguard.core import events, metrics
+from tiltguard.core.align import Mounting
+from tiltguard.core.pipeline import AnalysisConfig, kinematics, mask_unavailable
+from tiltguard.formats.raw import Recording
+from tiltguard.formats.session import STRIDES_COLUMNS
+
+FLIGHT_G = 0.45      # |a| below this: in flight (core.activity's flight_g)
+RISE_G = 0.9         # |a| this far above the flight's minimum: the contact's steep rise has been seen
+MAX_STEP_S = 0.6     # a contact farther than this after the last toe-off starts a new bout
+LOOK_AFTER_S = 0.01  # samples after the trigger a look uses (the rise's anchor and its slope lie within)
+MAX_WAIT_S = 0.16    # ... doubled while they do not, up to this
+
+
+class ProvisionalStrides:
+    """Strides (``STRIDES_COLUMNS``) as soon as their closing contact is seen.
+
+    Parameters
+    ----------
+    config : the analysis settings (as for the batch call).
+    mounting, fs_hz, first_run_s : from the calibrated :class:`~tiltguard.core.stream.StreamAnalyzer`.
+    window_s : seconds of samples each look uses.
+    """
+
+    def __init__(self, config: AnalysisConfig, mounting: Mounting, fs_hz: float, first_run_s: float | None,
+                 window_s: float = 10.0):
+        self.config, self.mounting, self.fs_hz, self.first_run_s = config, mounting, fs_hz, first_run_s
+        self.window_s = window_s
+        self._t = np.zeros(0)
+        self._acc = np.zeros((0, 3))
+        self._gyro: np.ndarray | None = None
+        self._ang: np.ndarray | None = None
+        self._flight_min: float | None = None   # minimum |a| of the flight in progress (None: not in flight)
+        self._closes: bool | None = None    # does the next contact close a stride? None: look and see
+        self._queue: list[tuple[float, float]] = []   # (contact time, samples wanted after it, s) to look at
+        self._last_end = -np.inf            # t_end_s of the last stride given
+        self.looks = 0                      # window analyses run (the cost)
+        self.given = 0                      # strides given
+        self.read_s: list[float] = []       # per recent stride given: the newest sample its look used, s
+        self._none = pd.DataFrame(columns=STRIDES_COLUMNS, dtype=float)   # shared: most blocks close nothing
+
+    def feed(self, t_s, acc_g, gyro_dps=None, angles_deg=None) -> pd.DataFrame:
+        """Add a block of in-order samples (device frame); returns the strides closed so far (usually none)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if len(t) == 0:
+            return self._none
+        acc = np.asarray(acc_g, dtype=np.float64).reshape(len(t), 3)
+        self._append(t, acc, gyro_dps, angles_deg)
+        # a look waits until the samples it uses are in, so any block sizes give the same strides
+        self._queue += [(tc, LOOK_AFTER_S) for tc in self._contacts(acc, t)]
+        rows: list[pd.DataFrame] = []
+        while self._queue and t[-1] >= self._queue[0][0] + self._queue[0][1]:   # one round per contact
+            tc, after = self._queue.pop(0)
+            if self._closes is False:
+                self._closes = True
+                continue
+            row = self._look(tc, after)
+            if row is _NOT_YET:
+                if 2 * after <= MAX_WAIT_S:    # a slow rise: look again with more samples
+                    self._queue.insert(0, (tc, 2 * after))
+            elif row is not None:
+                rows.append(row)
+        if not rows:
+            return self._none
+        return rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
+
+    # ------------------------------------------------------------------ internals
+    def _append(self, t, acc, gyro, ang) -> None:
+        keep = int(np.searchsorted(self._t, t[0] - self.window_s - 1.0))   # a burst's contacts need it too
+        n = len(t)
+        self._t = np.concatenate((self._t[keep:], t))
+        self._acc = np.concatenate((self._acc[keep:], acc))
+        for name, new in (("_gyro", gyro), ("_ang", ang)):
+            old = getattr(self, name)
+            if new is None and old is None:
+                continue
+            new = np.full((n, 3), np.nan) if new is None else np.asarray(new, dtype=np.float64).reshape(n, 3)
+            old = np.full((len(self._t) - n, 3), np.nan) if old is None else old[keep:]
+            setattr(self, name, np.concatenate((old, new)))
+
+    def _contacts(self, acc: np.ndarray, t: np.ndarray) -> list[float]:
+        """Times at which a contact's steep rise follows a flight in this block: the look triggers."""
+        mag = np.sqrt(np.einsum("ij,ij->i", acc, acc))
+        out = []
+        i, n = 0, len(mag)
+        while i < n:   # flight -> rise -> flight ...: a few rounds per block, not one per sample
+            if self._flight_min is None:
+                f = np.flatnonzero(mag[i:] < FLIGHT_G)
+                if len(f) == 0:
+                    break
+                i += int(f[0])
+                self._flight_min = float(mag[i])
+            # the flight's minimum so far, then the first sample rising RISE_G above it
+            run_min = np.minimum.accumulate(np.minimum(mag[i:], self._flight_min))
+            r = np.flatnonzero(mag[i:] > run_min + RISE_G)
+            if len(r) == 0:
+                self._flight_min = float(run_min[-1])
+                break
+            i += int(r[0])
+            out.append(float(t[i]))
+            self._flight_min = None
+        return out
+
+    def _look(self, t_contact: float, after_s: float):
+        """Run the batch stages on the window ending now; the stride closed by the contact at ``t_contact``
+        (None when it closes none, ``_NOT_YET`` when its rise is not all in)."""
+        self.looks += 1
+        # the window ends just after the contact, also when a burst (backfill) brought later samples
+        i1 = int(np.searchsorted(self._t, t_contact + after_s, side="right"))
+        i0 = int(np.searchsorted(self._t, self._t[i1 - 1] - self.window_s))
+        rec = Recording(t_s=self._t[i0:i1], acc_g=self._acc[i0:i1],
+                        gyro_dps=None if self._gyro is None else self._gyro[i0:i1],
+                        angles_deg=None if self._ang is None else self._ang[i0:i1])
+        if len(rec.t_s) < 4:
+            return None
+        kin, _ = kinematics(rec, self.config, self.mounting, self.fs_hz, self.first_run_s)
+        ev = events.detect_steps(kin)
+        if len(ev) < 2 or not np.isfinite(ev.t_to_s[-1]):
+            self._closes = None
+            return None
+        g = events.uniform_grid(kin)
+        t_ic = closing_ic(g, float(ev.t_to_s[-1]), t_contact)
+        if t_ic is _NOT_YET or t_ic is None:
+            self._closes = None if t_ic is None else self._closes
+            return t_ic
+        if t_ic - ev.t_to_s[-1] > MAX_STEP_S:
+            self._closes = None
+            return None
+        side = "L" if ev.side[-1] == "R" else "R"
+        self._closes = side == "R"     # after a left contact the next one (right) closes nothing
+        if side != "L" or t_ic <= self._last_end + 0.2:
+            return None
+        # the last two steps and the closing contact: exactly the one stride they make
+        last = slice(len(ev) - 2, None)
+        ext = events.StepEvents(
+            np.append(ev.t_ic_s[last], t_ic), np.append(ev.t_to_s[last], np.nan), np.append(ev.side[last], side),
+            np.append(ev.side_confidence[last], ev.side_confidence[-1]), np.append(ev.chunk[last], ev.chunk[-1]),
+            np.append(ev.peak_g[last], np.nan), ev.side_method, np.append(ev.observed[last], True))
+        new = metrics.stride_table(kin, ext, g)
+        if len(new) == 0:
+            return None
+        if not kin.meta.get("gyro", True):
+            new, _ = mask_unavailable(new, None)
+        self._last_end = t_ic
+        self.given += 1
+        self.read_s.append(float(rec.t_s[-1]))
+        del self.read_s[:-64]
+        return new
+
+
+_NOT_YET = "not yet"   # the contact's rise is not all in the data
+
+
+@functools.lru_cache(maxsize=8)
+def _edge_sos(fs_hz: float) -> np.ndarray:
+    """core.events' edge-timing low-pass (designing it costs more than running it on a look's samples)."""
+    return signal.butter(2, min(events.EDGE_LP_HZ, 0.45 * fs_hz), fs=fs_hz, output="sos")
+
+
+def closing_ic(g: events.Grid, t_to_s: float, t_contact: float):
+    """Initial contact (s) of the contact at about ``t_contact``, from the samples up to now.
+
+    Read as ``core.events`` reads one: the flight floor after the last toe-off ``t_to_s``, the first rise
+    through ``floor + IC_LEVEL_G``, moved later to the tangent at the ``floor + ANCHOR_G`` crossing.
+    None when there is no such rise; ``_NOT_YET`` when the anchor crossing (and two samples after it)
+    is not in the data yet.
+    """
+    i_to = int(np.ceil((t_to_s - g.t0) / g.dt))
+    i_c = min(int(np.floor((t_contact - g.t0) / g.dt)), g.n - 1)
+    if i_to < 0 or i_c - i_to < 3:
+        return None
+    fs = 1.0 / g.dt
+    lo = max(0, i_to - int(0.1 * fs))   # some signal before the toe-off: the filter's edge stays out
+    a = signal.sosfiltfilt(_edge_sos(round(fs, 6)), g.acc[lo:, 2])[i_to - lo:]
+    k_floor = int(np.argmin(a[: i_c - i_to + 1]))
+    floor = float(a[k_floor])
+    rise = a[k_floor:]
+
+    def first_rise(level: float):
+        j = np.flatnonzero((rise[:-1] < level) & (rise[1:] >= level))
+        if len(j) == 0:
+            return None
+        j0 = int(j[0])
+        return j0 + (level - rise[j0]) / (rise[j0 + 1] - rise[j0])
+
+    anc = first_rise(floor + events.ANCHOR_G)
+    if anc is None or int(anc) + 3 > len(rise):
+        return _NOT_YET
+    ic = first_rise(floor + events.IC_LEVEL_G)
+    if ic is None:
+        return None
+    ai = int(anc)
+    if events.TANGENT_IC and ai >= 1:
+        slope = max(rise[ai + 1] - rise[ai - 1], rise[ai + 2] - rise[ai]) / 2.0
+        if slope > 0:
+            ic = max(ic, anc - (events.ANCHOR_G - events.IC_LEVEL_G) / slope)
+    return g.t0 + (i_to + k_floor + ic) * g.dt
