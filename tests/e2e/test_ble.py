@@ -147,6 +147,11 @@ def test_devices_lists_the_fake_clip_and_no_bluetooth_is_one_line(clip_run, bus,
     row = [ln for ln in p.stdout.splitlines() if NAME in ln]
     assert len(row) == 1 and ADDRESS in row[0] and " dBm" in row[0]
     assert -63 <= int(row[0].split()[-2]) <= -59
+    # a clip of another name only: after the scan, one line and no session folder left behind
+    with FakeBluez(bus.address, ClipSim(frames, rssi_dbm=-61)):
+        p = _tiltguard(bus, "live", "--ble", "tiltguard-nothere", "--no-ui", "--session", str(tmp_path / "none"))
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "no tiltguard clip 'tiltguard-nothere' heard within" in p.stderr and not (tmp_path / "none").exists()
     # a bus with no org.bluez on it, and no bus at all: one line, non-zero exit, no traceback
     p = _tiltguard(bus, "devices", "--timeout", "0.5")
     assert p.returncode != 0 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

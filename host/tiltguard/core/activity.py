@@ -63,13 +63,18 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     mag = _lowpass_mag(acc_g, fs_hz)
     mean = ndimage.uniform_filter1d(mag, w, mode="nearest")
     sq = ndimage.uniform_filter1d(mag * mag, w, mode="nearest")
-    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    var = sq - mean * mean
     # moving min < flight and moving max > impact, as "any sample in the window" counts (cheaper, exact)
     running = _any_near(mag < cfg.flight_g, w)
     running &= _any_near(mag > cfg.impact_g, w)
     del mag, mean, sq
 
-    still = (std < cfg.still_std_g) & ~running
+    thr = _sqrt_below(cfg.still_std_g, var.dtype)
+    # std < still_std_g, as the variance below the threshold that makes it so (no square roots)
+    std_low = var < thr if thr is not None else np.sqrt(np.maximum(var, 0.0)) < cfg.still_std_g
+    still = std_low & ~running
+    del std_low
+    del var
     b = max(1, int(round(cfg.min_bout_s * fs_hz)))
     # fill short holes (a step without clear flight), then drop short blips
     running = _drop_short(~_drop_short(~running, b, keep_edges=True), b)
@@ -89,6 +94,27 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     head = code[:first_run]
     head[head == STOPPED] = STANDING
     return code
+
+
+def _sqrt_below(c: float, dtype):
+    """The threshold T with ``sqrt(max(v, 0)) < c  <=>  v < T`` for every ``v`` of ``dtype``: the smallest
+    value whose square root reaches ``c`` (square roots are correctly rounded and monotone, so the test
+    needs no square roots). Negative ``v`` are below T as ``sqrt(0) < c``; NaN is below nothing either way.
+    None when ``c * c`` is not a normal number, or ``c`` is not a plain Python number (a numpy scalar is
+    compared at its own precision): the caller then takes the square roots."""
+    if type(c) not in (float, int):
+        return None
+    c = np.asarray(c, dtype=dtype)
+    cc = np.asarray(c * c, dtype=dtype)
+    if not (c > 0 and np.isfinite(cc) and cc >= np.finfo(dtype).tiny):
+        return None
+    ints = {2: np.int16, 4: np.int32, 8: np.int64}[c.dtype.itemsize]
+    # the answer lies within a few units in the last place of c * c: test the neighbours at once
+    near = (cc.reshape(1).view(ints) + np.arange(-64, 65, dtype=ints)).view(c.dtype)
+    reach = np.sqrt(near) >= c
+    if reach[0] or not reach[-1]:
+        return None
+    return near[np.argmax(reach)]
 
 
 def _any_near(mask: np.ndarray, w: int) -> np.ndarray:

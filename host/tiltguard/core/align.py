@@ -15,6 +15,7 @@ running, then the first ``forward_window_s`` of running), so the batch call and 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,8 +85,14 @@ def calibration_window(t_s: np.ndarray, activity: np.ndarray, fs_hz: float,
                        config: AlignConfig | None = None) -> tuple[slice | None, np.ndarray]:
     """The stance used for gravity (slice or None) and the running samples used for forward (indices)."""
     cfg = config or AlignConfig()
-    run = np.flatnonzero(activity == RUNNING)
-    first_run = run[0] if len(run) else len(activity)
+    is_run = activity == RUNNING
+    k = int(cfg.forward_window_s * fs_hz)
+    first_run = int(np.argmax(is_run)) if is_run.any() else len(activity)
+    # the first k running samples: usually found within a few k samples of the first one, so the index
+    # list is built over that stretch only (the whole session as a fallback)
+    run = first_run + np.flatnonzero(is_run[first_run: first_run + 4 * k])
+    if len(run) < k:
+        run = np.flatnonzero(is_run)
     stand = None
     st = np.flatnonzero(activity[:first_run] == STANDING)
     if len(st):
@@ -99,12 +106,8 @@ def calibration_window(t_s: np.ndarray, activity: np.ndarray, fs_hz: float,
         start = max(start, stop - int(cfg.standing_use_s * fs_hz))
         if stop - start >= cfg.min_standing_s * fs_hz:
             stand = slice(int(start), int(stop))
-    if len(run):
-        # running samples within the first forward_window_s of running time
-        take = run[: int(cfg.forward_window_s * fs_hz)]
-    else:
-        take = run
-    return stand, take
+    # running samples within the first forward_window_s of running time
+    return stand, run[:k]
 
 
 def estimate_mounting(t_s: np.ndarray, acc_g: np.ndarray, gyro_dps: np.ndarray | None, fs_hz: float,
@@ -167,11 +170,17 @@ def estimate_mounting(t_s: np.ndarray, acc_g: np.ndarray, gyro_dps: np.ndarray |
                     gyro_bias_dps=np.asarray(bias, dtype=float), t_calibrated_s=t_cal)
 
 
+@functools.lru_cache(maxsize=8)
+def _bandpass_sos(fs_hz: float) -> np.ndarray:
+    """The 0.5-20 Hz band-pass of :func:`_forward` (designed once per rate: the design costs a millisecond)."""
+    return signal.butter(2, [0.5, min(20.0, 0.45 * fs_hz)], btype="bandpass", fs=fs_hz, output="sos")
+
+
 def _forward(acc_g: np.ndarray, run: np.ndarray, up: np.ndarray, fs_hz: float):
     if len(run) < 5 * fs_hz:
         return None, 0.0
     a = acc_g[run[0]: run[-1] + 1]
-    sos = signal.butter(2, [0.5, min(20.0, 0.45 * fs_hz)], btype="bandpass", fs=fs_hz, output="sos")
+    sos = _bandpass_sos(float(fs_hz)).copy()     # scipy wants a writeable array
     a = signal.sosfiltfilt(sos, a, axis=0)
     keep = run - run[0]
     v = a @ up

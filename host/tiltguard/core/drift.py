@@ -24,6 +24,7 @@ incremental analyser does, so both raise identical alerts.
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from collections import deque
@@ -101,7 +102,9 @@ class DriftDetector:
         self._recent: deque[tuple[float, float]] = deque()
         self._recent_sum = 0.0
         self._n_base_ok = 0
-        self.excess: list[tuple[float, float]] = []   # (t_s, tilt excess) per stride after the baseline
+        # t_s and tilt excess per stride after the baseline, as two float lists (no tuple per stride)
+        self._excess_t: list[float] = []
+        self._excess_e: list[float] = []
 
     def _set_baseline(self) -> None:
         c = self.config
@@ -146,7 +149,8 @@ class DriftDetector:
             expected += b["cadence_slope_deg_per_spm"] * (cadence_spm - b["cadence_spm"])
         e = float(tilt_mean_deg - expected)
         t = float(t_end_s)
-        self.excess.append((t, e))
+        self._excess_t.append(t)
+        self._excess_e.append(e)
         self._recent.append((t, e))
         self._recent_sum += e
         while self._recent[0][0] < t - c.value_window_s:
@@ -193,11 +197,17 @@ class DriftDetector:
                 out.append(self._alert(t, kind, ex, base))
         return out
 
-    def _onset_estimate(self) -> float | None:
-        """When the excess last sat near baseline (30 s running mean <= ``onset_level_deg``) before now."""
+    @property
+    def excess(self) -> list[tuple[float, float]]:
+        """(t_s, tilt excess) per stride after the baseline."""
+        return list(zip(self._excess_t, self._excess_e))
+
+    def _onset_estimate(self, n: int | None = None) -> float | None:
+        """When the excess last sat near baseline (30 s running mean <= ``onset_level_deg``) before now
+        (over the first ``n`` strides of the excess; all when None)."""
         c = self.config
-        t = np.array([x[0] for x in self.excess])
-        e = np.array([x[1] for x in self.excess])
+        t = np.array(self._excess_t[:n])
+        e = np.array(self._excess_e[:n])
         if len(t) < 3:
             return self.tilt.t_left_zero
         w = max(1, int(round(c.value_window_s / max(np.median(np.diff(t)), 1e-3))))
@@ -219,12 +229,197 @@ class DriftDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN drops (no gyro)
             drop = np.nanmean(np.vstack([cols["pelvic_drop_l_deg"], cols["pelvic_drop_r_deg"]]), axis=0)
+        t1 = cols["t_end_s"]
+        return self._feed(t1.tolist(), (t1 - cols["t_start_s"]).tolist(), cols["tilt_mean_deg"].tolist(),
+                          cols["cadence_spm"].tolist(), drop.tolist(), cols["rotation_rom_deg"].tolist())
+
+    def _feed(self, t_end, stride, tilt, cad, drop, rot) -> list[dict]:
+        """:meth:`update` over lists of plain floats (one per stride): the same arithmetic in the same order,
+        so the same alerts and state, with the per-stride Python work cut to the strides that change a CUSUM."""
+        c = self.config
+        isfinite = math.isfinite
+        max_stride, warm, warm_end = c.max_stride_s, c.warmup_s, c.warmup_s + c.baseline_s
         out: list[dict] = []
-        for t0, t1, tilt, cad, dr, rot in zip(cols["t_start_s"].tolist(), cols["t_end_s"].tolist(),
-                                              cols["tilt_mean_deg"].tolist(), cols["cadence_spm"].tolist(),
-                                              drop.tolist(), cols["rotation_rom_deg"].tolist()):
-            out += self.update(t1, t1 - t0, tilt, cad, dr, rot)
-        return out
+        n = len(t_end)
+        i = 0
+        run_s = self.run_s
+        # ---- baseline: collect strides until enough running time (and strides) have passed
+        while self.baseline is None and i < n:
+            s = stride[i]
+            run_s += min(s, max_stride) if isfinite(s) else 0.0
+            if run_s > warm:
+                self._base.append((tilt[i], cad[i], drop[i], rot[i]))
+                self._n_base_ok += isfinite(tilt[i])
+            if run_s >= warm_end and self._n_base_ok >= c.min_baseline_strides:
+                self._set_baseline()
+            i += 1
+        if self.baseline is None:
+            self.run_s = run_s
+            return out
+        # ---- detection: whole-array arithmetic for what is not recursive; each CUSUM is stepped only at the
+        # strides where it can change (at rest it stays at zero until its input exceeds its threshold). The
+        # same operations in the same order as update(), so the same alerts and state.
+        b = self.baseline
+        b_tilt, b_cad, slope = b["tilt_deg"], b["cadence_spm"], b["cadence_slope_deg_per_spm"]
+        st = np.asarray(stride[i:], dtype=float)
+        dts = np.where(np.isfinite(st), np.minimum(st, max_stride), 0.0)
+        self.run_s = float(np.cumsum(np.concatenate(([run_s], dts)))[-1])      # the same running sum
+        x = np.asarray(tilt[i:], dtype=float)
+        keep = np.flatnonzero(np.isfinite(x))        # strides without a tilt only add running time
+        if len(keep) == 0:
+            return out
+        expected = np.full(len(keep), b_tilt)
+        if math.isfinite(b_cad):
+            cd = np.asarray(cad[i:], dtype=float)[keep]
+            fin = np.isfinite(cd)
+            expected[fin] += slope * (cd[fin] - b_cad)
+        e = x[keep] - expected
+        t = np.asarray(t_end[i:], dtype=float)[keep]
+        dt = dts[keep]
+        n0 = len(self._excess_t)
+        self._excess_t += t.tolist()
+        self._excess_e += e.tolist()
+        mean = self._window_means(t, e)
+        events: list[tuple[int, int, dict]] = []      # (stride, order within the stride, alert)
+        self._tilt_runs(t, e, dt, mean, n0, b_tilt, events)
+        for order, kind, cus, vals, base in ((1, "pelvic_drop", self.drop, drop, b["pelvic_drop_deg"]),
+                                             (2, "rotation_rom", self.rot, rot, b["rotation_rom_deg"])):
+            ex = np.asarray(vals[i:], dtype=float)[keep] - base
+            self._growth_runs(kind, cus, t, ex, dt, base, order, events)
+        events.sort(key=lambda ev: (ev[0], ev[1]))
+        return out + [ev[2] for ev in events]
+
+    def _window_means(self, t: np.ndarray, e: np.ndarray):
+        """The running ``value_window_s`` sum of :meth:`update` (``+= e`` per stride, ``-=`` each stride that
+        leaves the window) for all strides at once: one ``cumsum`` over those operations in the same order
+        gives the same sums. Updates the window state; returns ``mean(j)``, the window mean after stride j."""
+        c = self.config
+        old_t = [r[0] for r in self._recent]
+        old_e = [r[1] for r in self._recent]
+        rt = np.concatenate((np.asarray(old_t, dtype=float), t))
+        re_ = np.concatenate((np.asarray(old_e, dtype=float), e))
+        n_old, n = len(old_t), len(t)
+        lim = t - c.value_window_s
+        if np.all(np.diff(rt) >= 0) and c.value_window_s >= 0:
+            # strides leave the window in time order: the head after stride j is the first time >= its limit
+            heads = np.maximum.accumulate(np.searchsorted(rt, lim, side="left"))
+            before = np.concatenate(([0], heads[:-1]))
+            adds = np.arange(n) + before                  # where each "+= e" falls among the operations
+            last_op = adds + (heads - before)             # ... and the last "-=" of its stride
+            ops = np.empty(n + int(heads[-1]))
+            is_add = np.zeros(len(ops), dtype=bool)
+            is_add[adds] = True
+            ops[is_add] = e
+            ops[~is_add] = -re_[: int(heads[-1])]         # a - b is a + (-b)
+            sums = np.cumsum(np.concatenate(([self._recent_sum], ops)))[last_op + 1]
+        else:
+            # times out of order (not a strides table): the window loop of update(), stride by stride
+            rsum, head, sums, heads = self._recent_sum, 0, np.empty(n), np.empty(n, dtype=np.intp)
+            for j in range(n):
+                rsum += e[j]
+                while rt[head] < lim[j]:
+                    rsum -= re_[head]
+                    head += 1
+                sums[j], heads[j] = rsum, head
+        self._recent_sum = float(sums[-1])
+        h = int(heads[-1])
+        self._recent = deque(zip(rt[h:].tolist(), re_[h:].tolist()))
+        count = (n_old + 1 + np.arange(n) - heads).tolist()
+        sums = sums.tolist()
+        return lambda j: sums[j] / count[j]
+
+    def _tilt_runs(self, t, e, dt, mean, n0: int, b_tilt: float, events: list) -> None:
+        """The anterior-tilt CUSUM and its recovery CUSUM over the strides (as in :meth:`update`)."""
+        c = self.config
+        kind = "anterior_tilt_drift"
+        tl, rc = self.tilt, self.recover
+        # strides where a CUSUM at rest can leave zero (or fire, with a zero threshold)
+        rise = _where(e, tl.k, every=tl.h <= 0.0)
+        fall = _where(-e, rc.k, every=rc.h <= 0.0)
+        t, e, dt = t.tolist(), e.tolist(), dt.tolist()
+        j, n = 0, len(e)
+        while j < n:
+            if not self.active[kind]:
+                if tl.s == 0.0:
+                    j = _next(rise, j, n)
+                    if j >= n:
+                        break
+                    if e[j] > tl.k:
+                        tl.t_left_zero = t[j] - dt[j]
+                v = tl.s + (e[j] - tl.k) * dt[j]
+                tl.s = min(max(0.0, v), 2.0 * tl.h)
+                if tl.s >= tl.h:
+                    m = mean(j)
+                    if m > c.k_on_deg and t[j] - self.last_event[kind] >= c.cooldown_s:
+                        self.active[kind] = True
+                        self.last_event[kind] = t[j]
+                        if self.onset_s is None:
+                            self.onset_s = self._onset_estimate(n0 + j + 1)
+                        events.append((j, 0, self._alert(t[j], kind, m, b_tilt)))
+                        rc.reset()
+            else:
+                # recovery CUSUM accumulates (k_off - excess): x = -excess against k = -k_off
+                if rc.s == 0.0:
+                    j = _next(fall, j, n)
+                    if j >= n:
+                        break
+                    if -e[j] > rc.k:
+                        rc.t_left_zero = t[j] - dt[j]
+                v = rc.s + (-e[j] - rc.k) * dt[j]
+                rc.s = min(max(0.0, v), 2.0 * rc.h)
+                if rc.s >= rc.h:
+                    self.active[kind] = False
+                    self.last_event[kind] = t[j]
+                    tl.reset()
+                    events.append((j, 0, self._alert(t[j], "recovered", e[j], b_tilt)))
+            j += 1
+
+    def _growth_runs(self, kind: str, cus: _Cusum, t, ex, dt, base: float, order: int, events: list) -> None:
+        """A pelvic-drop or rotation-ROM growth CUSUM over the strides (as in :meth:`update`); a missing
+        value (or baseline) leaves the detector as it is."""
+        c = self.config
+        ex = np.where(np.isfinite(ex), ex, np.nan)
+        rise = _where(ex, cus.k, every=cus.h <= 0.0)
+        rearm = _where(ex, 0.5 * cus.k, below=True)
+        if not rise and not self.active[kind] and cus.s == 0.0:
+            return        # at rest and never above its threshold: nothing changes
+        t, ex, dt = t.tolist(), ex.tolist(), dt.tolist()
+        j, n = 0, len(ex)
+        while j < n:
+            if self.active[kind]:
+                j = _next(rearm, j, n)        # back near baseline: re-arm (no event of its own)
+                if j >= n:
+                    break
+                self.active[kind] = False
+                cus.reset()
+            else:
+                if cus.s == 0.0:
+                    j = _next(rise, j, n)
+                    if j >= n:
+                        break
+                x = ex[j]
+                if not math.isnan(x):         # NaN: no value, nothing changes
+                    if cus.s == 0.0 and x > cus.k:
+                        cus.t_left_zero = t[j] - dt[j]
+                    v = cus.s + (x - cus.k) * dt[j]
+                    cus.s = min(max(0.0, v), 2.0 * cus.h)
+                    if cus.s >= cus.h and t[j] - self.last_event[kind] >= c.cooldown_s:
+                        self.active[kind] = True
+                        self.last_event[kind] = t[j]
+                        events.append((j, order, self._alert(t[j], kind, x, base)))
+            j += 1
+
+def _where(a: np.ndarray, k: float, below: bool = False, every: bool = False) -> list[int]:
+    """Ascending indices of the values of ``a`` above ``k`` (below, with ``below``); every non-NaN index with
+    ``every``. NaN is never above or below."""
+    hit = ~np.isnan(a) if every else (a < k if below else a > k)
+    return np.flatnonzero(hit).tolist()
+
+
+def _next(idx: list[int], j: int, n: int) -> int:
+    """The first of the ascending indices ``idx`` at or after ``j`` (``n`` when there is none)."""
+    p = bisect.bisect_left(idx, j)
+    return idx[p] if p < len(idx) else n
 
 
 def detect_drift(strides: pd.DataFrame, config: DriftConfig | None = None) -> tuple[pd.DataFrame, DriftDetector]:

@@ -32,24 +32,35 @@ def _spans(g: Grid, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _all_observed(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarray:
     """True for windows [i0, i1) whose samples were all observed and ok (no lost packets)."""
-    bad = getattr(g, "_bad_cumsum", None)
-    if bad is None:
+    runs = getattr(g, "_bad_runs", None)
+    if runs is None:
         good = g.ok & g.obs
-        if good.all():      # the usual case: nothing lost
-            return np.ones(len(i0), dtype=bool)
-        bad = np.zeros(g.n + 1, dtype=np.intp)
-        np.cumsum(~good, out=bad[1:])
-        g._bad_cumsum = bad      # the grid's arrays are not changed after it is built
-    return bad[np.minimum(i1, g.n)] - bad[i0] == 0
+        # the stretches [start, stop) that are not good (few: stops, gaps), from the changes of ``good``
+        edges = np.flatnonzero(good[1:] != good[:-1]) + 1
+        bounds = np.concatenate(([0], edges, [len(good)]))
+        first_bad = 0 if len(good) and not good[0] else 1          # runs alternate
+        runs = (bounds[first_bad:-1:2], bounds[first_bad + 1::2])
+        g._bad_runs = runs       # the grid's arrays are not changed after it is built
+    start, stop = runs
+    if len(start) == 0:          # the usual case in a clean session: nothing lost
+        return np.ones(len(i0), dtype=bool)
+    # the first bad stretch ending after i0 must start at or after i1
+    k = np.searchsorted(stop, i0, side="right")
+    hit = k < len(start)
+    hit[hit] = start[k[hit]] < np.asarray(i1)[hit]
+    return ~hit
 
 
 def _reduce(x: np.ndarray, i0: np.ndarray, i1: np.ndarray, ufunc) -> np.ndarray:
-    """ufunc.reduceat of x over disjoint ascending windows [i0_k, i1_k)."""
+    """ufunc.reduceat of x over disjoint ascending windows [i0_k, i1_k), as float64.
+
+    Pass float64 ``x`` for sums; minima and maxima are exact in float32 and are upcast afterwards.
+    """
     if len(i0) == 0:
         return np.zeros(0)
     # reduceat needs every index < len: one extra element only when a window ends at the last sample
     xp = x if int(np.max(i1)) < len(x) else np.append(x, x[-1:])
-    return ufunc.reduceat(xp, np.column_stack([i0, i1]).ravel())[::2]
+    return ufunc.reduceat(xp, np.column_stack([i0, i1]).ravel())[::2].astype(np.float64, copy=False)
 
 
 def vertical_oscillation_cm(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarray:
@@ -70,7 +81,7 @@ def vertical_oscillation_cm(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarr
     starts = np.cumsum(lens) - lens
     idx = np.repeat(np.asarray(i0) - starts, lens)
     idx += np.arange(len(idx))
-    a = g.acc[:, 2].take(idx)                      # g; scaled to m/s^2 and by dt^2 at the end
+    a = g.acc[:, 2].take(idx).astype(np.float64, copy=False)   # g; scaled to m/s^2 and by dt^2 at the end
     del idx
     # a constant per step added to v or z changes neither the v mean removal nor z's peak-to-peak, so
     # plain running sums over all steps do (they return to ~0 at each step's end: no growth)
@@ -125,7 +136,7 @@ def step_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> pd.
         "vertical_oscillation_cm": vo,
         "braking_peak_g": brake,
         "side_confidence": ev.side_confidence,
-    })[STEPS_COLUMNS]
+    }, columns=STEPS_COLUMNS)      # columns=: the order without a second copy
 
 
 def stride_index(ev: StepEvents) -> np.ndarray:
@@ -174,10 +185,10 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
     drop_l = np.where(np.isfinite(to_l) & ev.observed[si], drop_l, np.nan)
     drop_r = np.where(np.isfinite(to_r) & ev.observed[si + 1], drop_r, np.nan)
     gct = 1000.0 * (ev.t_to_s - ev.t_ic_s)
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "t_start_s": t0,
         "t_end_s": t1,
-        "tilt_mean_deg": _reduce(tilt, i0, i1, np.add) / cnt,
+        "tilt_mean_deg": _reduce(tilt.astype(np.float64, copy=False), i0, i1, np.add) / cnt,
         "tilt_min_deg": tmin,
         "tilt_max_deg": tmax,
         "tilt_rom_deg": tmax - tmin,
@@ -191,5 +202,4 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
         "gct_r_ms": gct[si + 1],
         "gct_asymmetry_pct": _asym_pct(gct[si], gct[si + 1]),
         "obliquity_asymmetry_pct": _asym_pct(drop_l, drop_r),
-    })
-    return out[STRIDES_COLUMNS]
+    }, columns=STRIDES_COLUMNS)

@@ -25,14 +25,15 @@ session away from the window's edges, which ``core.stream`` relies on.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft as sp_fft
+from scipy import ndimage
 
 from tiltguard.core import activity as act
 from tiltguard.core.align import AlignConfig, Mounting, estimate_mounting, gap_list, to_body_flu
-from tiltguard.core.angles import apply_euler
 from tiltguard.core.kinematics import Kinematics
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording
@@ -56,7 +57,8 @@ class _Grid:
 
     def __init__(self, t_s: np.ndarray, bin_s: float, like: "_Grid | None" = None):
         q = t_s / bin_s
-        b = np.floor(q).astype(np.intp)
+        # times are in order: if the first is not negative none is, and truncation is the floor
+        b = q.astype(np.intp) if len(q) and q[0] >= 0 else np.floor(q).astype(np.intp)
         # back() needs t / (1 / fs) again: keep this one when it is the same number (saves a pass)
         self._q = q if 1.0 / (1.0 / bin_s) == bin_s else None
         self.b0 = int(b[0]) if like is None else like.b0
@@ -72,7 +74,7 @@ class _Grid:
         self.tc = (np.arange(self.nb) + self.b0 + 0.5) * bin_s
         self.t = t_s
         self.fs = 1.0 / bin_s
-        self._j = self._f = None
+        self._rep = self._f = None
 
     def sums(self, col: np.ndarray) -> np.ndarray:
         """Per-bin sums (float64) of one (N,) channel; empty bins are 0."""
@@ -95,8 +97,9 @@ class _Grid:
             out[:, j] = m
         return out if x.ndim > 1 else out[:, 0]
 
-    def smooth(self, x: np.ndarray, fc_hz, weight: np.ndarray | None = None) -> np.ndarray:
-        """Low-passed (N,) or (N, k) ``x`` on the grid by normalised convolution with a Hann kernel.
+    def smooth(self, x, fc_hz, weight: np.ndarray | None = None) -> np.ndarray:
+        """Low-passed (N,) or (N, k) ``x`` (or a tuple of k (N,) columns) on the grid by normalised
+        convolution with a Hann kernel.
 
         Each bin counts by its number of samples (times ``weight`` per bin), so a bin that a gap left half
         empty does not count like a full one, empty bins count zero, and near an end the result is the
@@ -104,15 +107,19 @@ class _Grid:
         ``fc_hz`` is a sequence); being finite, a window of a session gives exactly the session's result
         farther than half a kernel from the window's ends.
         """
-        cols = x.reshape(len(x), -1)
+        if isinstance(x, tuple):
+            cols, x_ndim = x, 2
+        else:
+            x2 = x.reshape(len(x), -1)
+            cols, x_ndim = tuple(x2[:, j] for j in range(x2.shape[1])), x.ndim   # loop over channels
         w = self.count if weight is None else self.count * weight
-        fcs = np.broadcast_to(np.atleast_1d(np.asarray(fc_hz, dtype=float)), (cols.shape[1],))
-        out = np.empty((self.nb, cols.shape[1]))
+        fcs = np.broadcast_to(np.atleast_1d(np.asarray(fc_hz, dtype=float)), (len(cols),))
+        out = np.empty((self.nb, len(cols)))
         for fc in np.unique(fcs):   # loop over the (one to three) cut-offs, not samples
             sel = np.flatnonzero(fcs == fc)
             both = np.empty((self.nb, len(sel) + 1))
             for k, j in enumerate(sel):  # loop over channels
-                both[:, k] = self.sums(cols[:, j])
+                both[:, k] = self.sums(cols[j])
             if weight is not None:
                 both[:, :-1] *= weight[:, None]
             both[:, -1] = w
@@ -120,33 +127,63 @@ class _Grid:
             if len(ker) <= 61:   # short kernels: direct convolution beats the FFT
                 f = ndimage.convolve1d(both, ker, axis=0, mode="constant")
             else:
-                f = signal.fftconvolve(both, ker[:, None], mode="same", axes=0)
-            out[:, sel] = f[:, :-1] / np.maximum(f[:, -1:], 1e-6 * float(ker.sum()) * max(float(w.max()), 1e-12))
-        return out if x.ndim > 1 else out[:, 0]
+                f = _fftconvolve_same(both, ker)
+            den = np.maximum(f[:, -1:], 1e-6 * float(ker.sum()) * max(float(w.max()), 1e-12))
+            if sel[-1] - sel[0] == len(sel) - 1:     # adjacent columns: divide straight into them
+                np.divide(f[:, :-1], den, out=out[:, sel[0]: sel[-1] + 1])
+            else:
+                out[:, sel] = f[:, :-1] / den
+        return out if x_ndim > 1 else out[:, 0]
 
     def back(self, y: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         """Linear interpolation of a bin series (bin centres) back to the sample times (or ``t``)."""
         if t is not None:
             return np.interp(t, self.tc, y)
-        if self._j is None:
+        if self._f is None:
             u = self._q if self._q is not None else self.t / (1.0 / self.fs)
             self._q = None
             u -= self.b0 + 0.5
+            # samples are in time order, so j = clip(floor(u)) only steps up: y[j] is y repeated by the run
+            # lengths of j (a repeat is twice as fast as the gather, and no index array is kept), which are
+            # the counts of u between whole numbers
+            edges = np.searchsorted(u, np.arange(1, max(self.nb - 1, 1)), side="left")      # #(u < k)
+            self._rep = np.zeros(self.nb, dtype=np.intp)                                 # j <= nb - 2
+            self._rep[: max(self.nb - 1, 1)] = np.diff(edges, prepend=0, append=len(u))
             j = np.floor(u)
             np.clip(j, 0, max(self.nb - 2, 0), out=j)
             u -= j
             np.clip(u, 0.0, 1.0, out=u)
-            self._j, self._f = j.astype(np.intp), u.astype(np.float32)
+            self._f = u.astype(np.float32)
         if self.nb < 2:
             return np.full(len(self.t), float(y[0]))
-        # per-bin slopes first: two gathers from a small (cache-resident) array instead of j + 1 at full rate
+        # per-bin slopes first: two small series repeated to the samples instead of gathers at full rate
         dy = np.empty_like(y)
         np.subtract(y[1:], y[:-1], out=dy[:-1])
         dy[-1] = 0.0
-        out = dy[self._j]
+        out = np.repeat(dy, self._rep)
         out *= self._f
-        out += y[self._j]
+        out += np.repeat(y, self._rep)
         return out
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_spectrum(ker_bytes: bytes, nfft: int) -> np.ndarray:
+    """rfft of a kernel column zero-padded to ``nfft`` (the same call scipy's fftconvolve makes)."""
+    ker = np.frombuffer(ker_bytes)
+    spec = sp_fft.rfftn(ker[:, None], [nfft], axes=[0])
+    spec.flags.writeable = False       # shared between calls
+    return spec
+
+
+def _fftconvolve_same(x: np.ndarray, ker: np.ndarray) -> np.ndarray:
+    """``signal.fftconvolve(x, ker[:, None], mode="same", axes=0)`` with the kernel's spectrum cached (the
+    same FFT calls, so the same numbers): every window of a stream and every call reuses it."""
+    n, m = len(x), len(ker)
+    full = n + m - 1
+    nfft = sp_fft.next_fast_len(full, True)
+    y = sp_fft.irfftn(sp_fft.rfftn(x, [nfft], axes=[0]) * _kernel_spectrum(ker.tobytes(), nfft), [nfft], axes=[0])
+    start = (full - n) // 2
+    return y[start: start + n].copy()
 
 
 def _hann_kernel(length_bins: float) -> np.ndarray:
@@ -291,10 +328,11 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         # the block's integral, and a gap adds nothing
         starts = _block_starts(t, fs, d)
         cnt = np.diff(np.append(starts, len(t)))
-        td = np.add.reduceat(t, starts) / cnt
-        wd = _block_sums(w, starts, d).astype(np.float64)
+        regular = _regular_blocks(starts, len(t), d)
+        td = _block_sums_1d(t, starts, d, regular) / cnt
+        wd = _block_sums(w, starts, d, regular).astype(np.float64)
         wd /= cnt                                     # (3, n) rows
-        ad = (_block_sums(acc, starts, d) / cnt.astype(np.float32)).T
+        ad = (_block_sums(acc, starts, d, regular) / cnt.astype(np.float32)).T
         span = cnt / fs
         if segs is not None:
             gi_d = np.flatnonzero(np.diff(segs.owner[starts]) != 0) + 1
@@ -309,7 +347,10 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         ang_d = _block_integral(small_d, span)
         hp_d, rot_d, rate_d = _fast(ang_d, small_d[:, 2], segs_d, grid_d, td, cfg)
         # float32 like the block-mean samples themselves (float64 sines cost 15x more)
-        a_hp = apply_euler(ad, hp_d[:, 0], hp_d[:, 1], rot_d, out_dtype=np.float32)
+        # apply_euler's float32 arithmetic on the (3, n) rows of ``ad`` (used up): contiguous rows for the
+        # bin sums below
+        a_hp = _level_rows(np.ascontiguousarray(ad.T), hp_d[:, 0].astype(np.float32),
+                           hp_d[:, 1].astype(np.float32), rot_d.astype(np.float32)).T
         weight = _reference_weight(grid_d, rate_d, activity[starts], cfg)
         m = grid_d.smooth(a_hp, cfg.fc_tilt_hz, weight)
         del a_hp
@@ -330,12 +371,14 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         np.add(yaw_rate, wu, out=corr[2])
         # the first-pass angles are poor within a few seconds of the recording's ends (filter edges); a
         # wrong correction there would be integrated into a step that the low-pass smears back in time
-        corr *= np.clip(np.minimum(td - td[0], td[-1] - td) / cfg.edge_taper_s, 0.0, 1.0)
+        ends = _ends(td, cfg.edge_taper_s)             # the taper is 1 elsewhere
+        corr[:, ends] *= _taper(td, cfg.edge_taper_s, ends)
         corr_int = _block_integral(corr.T, span)
         del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
 
         # ---- fast parts at the full rate, one contiguous row per angle [tilt, obliquity, yaw]
-        ang = _integrate_rows((w[1], w[0], w[2]), (1.0, 1.0, -1.0), dt, gap_idx - 1)
+        pair, yaw = _integrate_rows((w[1], w[0], w[2]), (1.0, 1.0, -1.0), dt, gap_idx - 1)
+        ang = [pair[:, 0], pair[:, 1], yaw]           # (N,) rows [tilt, obliquity, yaw] (views, added to in place)
         # block values back to the samples: linear between block centres. Sample i of block b lies after
         # the centres of blocks < b and before those > b, so searchsorted(td, t) - 1 = b - 1 + (td[b] < t)
         nbd = len(td)
@@ -347,27 +390,29 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         f = t - td[j]
         f /= den[j]
         np.clip(f, 0.0, 1.0, out=f)
+        buf, tmp = np.empty(len(t)), np.empty(len(t))     # sample-length scratch, reused for the three angles
         for k in range(3):  # loop over the three angles
             c = np.ascontiguousarray(corr_int[:, k])
-            inc = (c[nxt] - c)[j]
+            inc = np.take(c[nxt] - c, j, out=buf, mode="clip")    # indices in range: "clip" avoids a copy
             inc *= f
-            inc += c[j]
+            inc += np.take(c, j, out=tmp, mode="clip")
             ang[k] += inc
-        del inc
-        del j, f
+        del inc, buf, tmp, j, f
         rate = grid_d.smooth(yaw_rate, cfg.fc_heading_hz)
         if segs is not None:
-            segs.detrend(ang[:2].T, t)
+            segs.detrend(pair, t)
             path = grid.back(np.cumsum(rate) / grid.fs)
             path -= ang[2]
             ang[2] += _seg_mean(segs, path)
             del path
-        slow = grid.smooth(ang.T, np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
-        # angle = gyro angle - its slow part + the gravity angle, both bin series back in one interpolation
-        ang[0] += grid.back(tilt_lf - slow[:, 0])
-        ang[1] += grid.back(obl_lf - slow[:, 1])
-        ang[2] -= grid.back(slow[:, 2])
-        tilt, obl, rot = ang[0], ang[1], ang[2]
+        slow = grid.smooth(tuple(ang), np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
+        # angle = gyro angle - its slow part + the gravity angle, both bin series back in one interpolation;
+        # the sum is rounded to float32 as it is stored
+        tilt, obl, rot = np.empty((3, len(t)), dtype=np.float32)
+        np.add(ang[0], grid.back(tilt_lf - slow[:, 0]), out=tilt)
+        np.add(ang[1], grid.back(obl_lf - slow[:, 1]), out=obl)
+        np.subtract(ang[2], grid.back(slow[:, 2]), out=rot)
+        del ang, pair, yaw
         # pelvis frame (x up, y left, z back) from forward/left/up
         k = np.float32(180.0 / np.pi)
         gb = np.empty_like(w)
@@ -386,8 +431,8 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
                                "pelvic_drop_l_deg", "pelvic_drop_r_deg", "tilt_ic_deg"]
         meta["angles_quality"] = "stride-averaged gravity trend (no gyro)"
 
-    tilt = tilt.astype(np.float32)
-    obl = obl.astype(np.float32)
+    tilt = np.asarray(tilt, dtype=np.float32)
+    obl = np.asarray(obl, dtype=np.float32)
     rot = np.asarray(rot, dtype=np.float32)
     acc_level = _level_rows(acc, tilt, obl, rot).T     # (N, 3) view of the (3, N) rows
     del acc
@@ -424,12 +469,19 @@ def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
     return out
 
 
-def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """Trapezoid integrals (3, N) float64 of float32 rate rows (times ``signs``); no increment across the
-    ``cut`` intervals (gaps): float32 increments summed in float64, one contiguous row at a time."""
+def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid integrals (float64) of three float32 rate rows (times ``signs``); no increment across the
+    ``cut`` intervals (gaps): float32 increments summed in float64.
+
+    Returns ``(pair, last)``: rows 0 and 1 side by side in an (N, 2) array, row 2 as (N,). A running sum is
+    bound by the latency of its additions; viewed as complex numbers the pair is summed by one ``cumsum``
+    at the cost of one row (the same additions, so the same numbers).
+    """
     n = len(rows[0])
-    half = (0.5 * dt).astype(np.float32)
-    out = np.empty((len(rows), n), dtype=np.float64)
+    half = np.multiply(dt, 0.5, dtype=np.float32)     # = float32(0.5 dt): halving is exact
+    pair = np.empty((n, 2))
+    last = np.empty(n)
+    dest = (pair[:, 0], pair[:, 1], last)
     inc = np.empty(n - 1, dtype=np.float32)
     for k in range(3):   # loop over the three angles
         r = rows[k]
@@ -438,39 +490,40 @@ def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> np.ndarray:
             np.negative(inc, out=inc)
         inc *= half
         inc[cut] = 0.0
-        out[k, 0] = 0.0
-        row = out[k, 1:]
-        row[...] = inc                # float64 first, then an in-place running sum (no buffered casting)
-        np.cumsum(row, out=row)
-    return out
+        out = dest[k]
+        out[0] = 0.0
+        out[1:] = inc                 # float64 first, then an in-place running sum (no buffered casting)
+    z = pair.view(np.complex128)[:, 0]
+    np.cumsum(z, out=z)
+    np.cumsum(last, out=last)
+    return pair, last
 
 
 def _level_rows(acc: np.ndarray, tilt, obl, rot) -> np.ndarray:
     """:func:`angles.apply_euler` in float32 on (3, N) body rows (same arithmetic; ``acc`` is used as
-    scratch space); returns the level-frame (3, N) rows."""
+    scratch space); returns the level-frame (3, N) rows. Each result is computed in its final row (no
+    copies at the end)."""
     f, l, u = acc[0], acc[1], acc[2]
     out = np.empty_like(acc)
     tmp = np.empty_like(f)
     ct, st = np.cos(tilt), np.sin(tilt)
-    f1 = np.multiply(ct, f, out=out[0])       # R_left(tilt): f1 = ct f + st u, u1 = ct u - st f
+    f1 = np.multiply(ct, f, out=out[1])       # R_left(tilt): f1 = ct f + st u, u1 = ct u - st f
     f1 += np.multiply(st, u, out=tmp)
     u *= ct
     f *= st
-    u -= f                                    # u1
+    u -= f                                    # u1 (f's row is free from here)
     c, s = np.cos(obl, out=ct), np.sin(obl, out=st)   # reuse the buffers (no fresh allocations)
-    l2 = np.multiply(c, l, out=out[1])        # R_forward(obliquity): l2 = c l - s u1, u2 = s l + c u1
+    l2 = np.multiply(c, l, out=f)             # R_forward(obliquity): l2 = c l - s u1, u2 = s l + c u1
     l2 -= np.multiply(s, u, out=tmp)
     l *= s
-    u *= c
-    u += l                                    # u2
+    u2 = np.multiply(u, c, out=out[2])
+    u2 += l
     c, s = np.cos(rot, out=ct), np.sin(rot, out=st)
-    np.multiply(c, f1, out=f)                 # R_down(rotation) = rotation about +up by -rotation
-    f += np.multiply(s, l2, out=l)
+    f3 = np.multiply(c, f1, out=out[0])       # R_down(rotation) = rotation about +up by -rotation
+    f3 += np.multiply(s, l2, out=tmp)
     l2 *= c
     f1 *= s
-    l2 -= f1
-    out[0] = f
-    out[2] = u
+    np.subtract(l2, f1, out=out[1])
     return out
 
 
@@ -495,14 +548,35 @@ def _block_starts(t: np.ndarray, fs: float, d: int) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def _block_sums(x: np.ndarray, starts: np.ndarray, d: int) -> np.ndarray:
+def _ends(t: np.ndarray, fade_s: float):
+    """The samples of (sorted) ``t`` within about ``1.5 fade_s`` of either end (all of them when the
+    recording is short or ``fade_s`` is not a positive time): elsewhere :func:`_taper` is exactly 1."""
+    if not (fade_s > 0 and np.isfinite(fade_s)):
+        return slice(None)
+    lo = int(np.searchsorted(t, t[0] + 1.5 * fade_s))
+    hi = int(np.searchsorted(t, t[-1] - 1.5 * fade_s))
+    return np.r_[0:lo, hi:len(t)] if lo < hi else slice(None)
+
+
+def _taper(t: np.ndarray, fade_s: float, sel) -> np.ndarray:
+    """0 -> 1 over ``fade_s`` from each end of ``t`` (at the samples ``sel``)."""
+    return np.clip(np.minimum(t[sel] - t[0], t[-1] - t[sel]) / fade_s, 0.0, 1.0)
+
+
+def _regular_blocks(starts: np.ndarray, n: int, d: int) -> bool:
+    """True when every block but the first and the last holds exactly ``d`` samples (no lost samples)."""
+    m = len(starts)
+    return bool(d > 1 and m > 2 and starts[-1] - starts[1] == (m - 2) * d and n - starts[-1] <= d
+                and (np.diff(starts[1:]) == d).all())
+
+
+def _block_sums(x: np.ndarray, starts: np.ndarray, d: int, regular: bool | None = None) -> np.ndarray:
     """``np.add.reduceat(x, starts, axis=1)`` for (k, N) rows; when the inner blocks are all ``d`` long
     (no lost samples), from a slot-major copy (5x faster than reduceat)."""
     n, m = x.shape[1], len(starts)
     if d == 1:
         return x.copy()
-    if m > 2 and starts[-1] - starts[1] == (m - 2) * d and n - starts[-1] <= d \
-            and bool((np.diff(starts[1:]) == d).all()):
+    if regular if regular is not None else _regular_blocks(starts, n, d):
         out = np.empty((x.shape[0], m), dtype=x.dtype)
         out[:, :1] = np.add.reduceat(x[:, : starts[1]], [0], axis=1)
         out[:, -1:] = np.add.reduceat(x[:, starts[-1]:], [0], axis=1)
@@ -513,6 +587,30 @@ def _block_sums(x: np.ndarray, starts: np.ndarray, d: int) -> np.ndarray:
         np.sum(slots, axis=1, out=out[:, 1:-1])
         return out
     return np.add.reduceat(x, starts, axis=1)
+
+
+def _reduceat_blocks(x: np.ndarray, a: int, m: int, d: int) -> np.ndarray:
+    """``np.add.reduceat`` of the ``m`` whole blocks ``x[a + k d: a + (k + 1) d]`` of a 1-D float64 array,
+    with the same numbers: reduceat adds the first element to the sum of the others, which numpy forms
+    (for fewer than 8 others) as a running sum from -0.0; here the same additions run over one contiguous
+    row per slot (3x faster than reduceat's per-block loop)."""
+    v = x[a:a + m * d].reshape(m, d)
+    if d == 1 or d > 8:
+        return v[:, 0].copy() if d == 1 else np.add.reduceat(x[a:a + m * d], np.arange(0, m * d, d))
+    rest = np.add.reduce(np.ascontiguousarray(v[:, 1:].T), axis=0, initial=-0.0)
+    return np.add(v[:, 0], rest, out=rest)
+
+
+def _block_sums_1d(x: np.ndarray, starts: np.ndarray, d: int, regular: bool) -> np.ndarray:
+    """``np.add.reduceat(x, starts)`` (1-D float64, same numbers), by whole blocks when ``regular``."""
+    m = len(starts)
+    if not regular:
+        return np.add.reduceat(x, starts)
+    out = np.empty(m)
+    out[0] = np.add.reduceat(x[: starts[1]], [0])[0]
+    out[-1] = np.add.reduceat(x[starts[-1]:], [0])[0]
+    out[1:-1] = _reduceat_blocks(x, int(starts[1]), m - 2, d)
+    return out
 
 
 def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None", grid: _Grid, t: np.ndarray,

@@ -128,7 +128,8 @@ def mask_unavailable(strides: pd.DataFrame, curves: pd.DataFrame | None):
 def _median(df: pd.DataFrame, col: str) -> float | None:
     if col not in df or len(df) == 0:
         return None
-    v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    c = df[col]
+    v = c.to_numpy(dtype=float) if c.dtype.kind == "f" else pd.to_numeric(c, errors="coerce").to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     return round(float(np.median(v)), 3) if len(v) else None
 

@@ -64,6 +64,7 @@ class ProvisionalStrides:
         self._queue: list[tuple[float, float]] = []   # (contact time, samples wanted after it, s) to look at
         self._last_end = -np.inf            # t_end_s of the last stride given
         self.looks = 0                      # window analyses run (the cost)
+        self._after_s = max(LOOK_AFTER_S, 2.0 / fs_hz)   # at least two samples
         self.given = 0                      # strides given
         self.read_s: list[float] = []       # per recent stride given: the newest sample its look used, s
         self._none = pd.DataFrame(columns=STRIDES_COLUMNS, dtype=float)   # shared: most blocks close nothing
@@ -76,7 +77,7 @@ class ProvisionalStrides:
         acc = np.asarray(acc_g, dtype=np.float64).reshape(len(t), 3)
         self._append(t, acc, gyro_dps, angles_deg)
         # a look waits until the samples it uses are in, so any block sizes give the same strides
-        self._queue += [(tc, LOOK_AFTER_S) for tc in self._contacts(acc, t)]
+        self._queue += [(tc, self._after_s) for tc in self._contacts(acc, t)]
         rows: list[pd.DataFrame] = []
         while self._queue and t[-1] >= self._queue[0][0] + self._queue[0][1]:   # one round per contact
             tc, after = self._queue.pop(0)
