@@ -69,6 +69,14 @@ def test_replay_equals_batch_and_buzzes(replayed, drift_run, fast_config):
     assert "live.log" in {p.name for p in sdir.iterdir()}
 
 
+def test_provisional_off_gives_the_same_session_without_live_strides(replayed, drift_run, fast_config, tmp_path):
+    cfg = tmp_path / "off.toml"
+    cfg.write_text(fast_config.read_text() + "\n[live]\nprovisional = false\n")
+    _, summary = live_main(live_args(replay=str(drift_run / "raw.csv"), session=tmp_path / "s", config=str(cfg)))
+    assert summary["live"]["provisional_strides"] == 0
+    close(read_outputs(tmp_path / "s").strides, read_outputs(replayed[0]).strides, ("t_start_s", "t_end_s"), 1e-9)
+
+
 def test_tgl_replay_reproduces_the_session(replayed, fast_config, tmp_path):
     """Replaying a recorded stream.tgl (not the CSV) gives the same strides as the first run."""
     first, second = replayed[0], tmp_path / "b"

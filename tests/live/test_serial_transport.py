@@ -148,6 +148,9 @@ def test_config_errors_are_one_line(tmp_path):
     cfg = load_live_config(p)
     assert cfg.alerts.min_interval_s == 10 and cfg.alerts.actions["pelvic_drop"].buzz == "recovered"
     assert cfg.analysis.drift.k_on_deg == 2.0
+    p.write_text("[live]\nprovisional = false\nhop_s = 10\n")
+    cfg = load_live_config(p)
+    assert cfg.provisional is False and cfg.hop_s == 10.0
     for text, msg in (("[alerts.nagging]\nbuzz='alert'\n", "not an alert kind"),
                       ("[drift]\nk_on = 1\n", "has no setting"),
                       ("[alerts.recovered]\nbuzz = 'loud'\n", "buzz must be one of"),

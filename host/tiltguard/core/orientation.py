@@ -46,6 +46,7 @@ class OrientationConfig:
     fc_nogyro_hz: float = 0.3     # accelerometer-only: stride-averaged gravity
     bin_s: float = 0.1            # fixed time grid for the slow parts
     edge_taper_s: float = 3.0     # rate corrections fade in/out over this long at the recording's ends
+    edge_taper_end_s: float | None = None   # ... at its end, if different (core.provisional: 0, it wants the end)
     turn_rate_dps: float = 4.0    # heading rates around this make the gravity reference untrustworthy
     transition_s: float = 4.0     # ... and so do the seconds around a change of activity (pace changes)
     activity: act.ActivityConfig = field(default_factory=act.ActivityConfig)
@@ -124,7 +125,7 @@ class _Grid:
                 both[:, :-1] *= weight[:, None]
             both[:, -1] = w
             ker = _hann_kernel(self.fs / fc)
-            if len(ker) <= 61:   # short kernels: direct convolution beats the FFT
+            if len(ker) <= 61 or self.nb * len(ker) <= 50_000:   # short kernel or series: direct beats the FFT
                 f = ndimage.convolve1d(both, ker, axis=0, mode="constant")
             else:
                 f = _fftconvolve_same(both, ker)
@@ -186,11 +187,14 @@ def _fftconvolve_same(x: np.ndarray, ker: np.ndarray) -> np.ndarray:
     return y[start: start + n].copy()
 
 
+@functools.lru_cache(maxsize=16)
 def _hann_kernel(length_bins: float) -> np.ndarray:
-    """Hann window of about ``length_bins`` bins (odd, at least 3), summing to 1."""
+    """Hann window of about ``length_bins`` bins (odd, at least 3), summing to 1 (cached, read-only)."""
     n = max(3, int(round(length_bins)) | 1)
     k = np.hanning(n + 2)[1:-1]
-    return k / k.sum()
+    k = k / k.sum()
+    k.flags.writeable = False
+    return k
 
 
 def _seg_mean(segs: "_Segments", x: np.ndarray) -> np.ndarray:
@@ -371,8 +375,9 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         np.add(yaw_rate, wu, out=corr[2])
         # the first-pass angles are poor within a few seconds of the recording's ends (filter edges); a
         # wrong correction there would be integrated into a step that the low-pass smears back in time
-        ends = _ends(td, cfg.edge_taper_s)             # the taper is 1 elsewhere
-        corr[:, ends] *= _taper(td, cfg.edge_taper_s, ends)
+        end_s = cfg.edge_taper_s if cfg.edge_taper_end_s is None else cfg.edge_taper_end_s
+        ends = _ends(td, max(cfg.edge_taper_s, end_s))   # the taper is 1 elsewhere
+        corr[:, ends] *= _taper(td, cfg.edge_taper_s, ends, end_s)
         corr_int = _block_integral(corr.T, span)
         del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
 
@@ -558,9 +563,13 @@ def _ends(t: np.ndarray, fade_s: float):
     return np.r_[0:lo, hi:len(t)] if lo < hi else slice(None)
 
 
-def _taper(t: np.ndarray, fade_s: float, sel) -> np.ndarray:
-    """0 -> 1 over ``fade_s`` from each end of ``t`` (at the samples ``sel``)."""
-    return np.clip(np.minimum(t[sel] - t[0], t[-1] - t[sel]) / fade_s, 0.0, 1.0)
+def _taper(t: np.ndarray, fade_s: float, sel, fade_end_s: float | None = None) -> np.ndarray:
+    """0 -> 1 over ``fade_s`` from each end of ``t`` (over ``fade_end_s`` from the last one, none if 0), at the
+    samples ``sel``."""
+    if fade_end_s is None or fade_end_s == fade_s:
+        return np.clip(np.minimum(t[sel] - t[0], t[-1] - t[sel]) / fade_s, 0.0, 1.0)
+    tail = (t[-1] - t[sel]) / fade_end_s if fade_end_s > 0 else np.inf
+    return np.clip(np.minimum((t[sel] - t[0]) / fade_s, tail), 0.0, 1.0)
 
 
 def _regular_blocks(starts: np.ndarray, n: int, d: int) -> bool:

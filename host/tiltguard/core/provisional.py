@@ -23,6 +23,7 @@ CSVs and the summary wait for the final ones. ``benchmarks/live_latency.py`` pri
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,8 @@ class ProvisionalStrides:
 
     def __init__(self, config: AnalysisConfig, mounting: Mounting, fs_hz: float, first_run_s: float | None,
                  window_s: float = 10.0):
+        # the stride wanted is at the window's end: no fade of the orientation's rate corrections there
+        config = replace(config, orientation=replace(config.orientation, edge_taper_end_s=0.0))
         self.config, self.mounting, self.fs_hz, self.first_run_s = config, mounting, fs_hz, first_run_s
         self.window_s = window_s
         self._t = np.zeros(0)

@@ -47,9 +47,11 @@ class LiveConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     margin_s: float = 45.0           # core.stream: a stride is final this long after it ended
-    hop_s: float = 5.0               # core.stream: re-analyse after this much new data
+    hop_s: float = 15.0              # core.stream: re-analyse after this much new data (the dashboard has
+                                     #   core.provisional's strides meanwhile)
     flush_s: float = 0.25            # session log flush interval (<= 1 s)
     backfill_timeout_s: float = 30.0  # give up on a hole the clip has not resent after this long
+    provisional: bool = True         # core.provisional strides for the dashboard (off: less CPU, final only)
 
 
 def _assign(obj, values: dict, where: str, name: str) -> None:
@@ -84,10 +86,10 @@ def load_live_config(path: str | Path | None) -> LiveConfig:
         if section in targets:
             _assign(targets[section], values, section, p.name)
         elif section == "live":
-            bad = [k for k in values if k not in ("margin_s", "hop_s", "flush_s", "backfill_timeout_s")]
+            known = ("margin_s", "hop_s", "flush_s", "backfill_timeout_s", "provisional")
+            bad = [k for k in values if k not in known]
             if bad:
-                raise InputError(f"{p.name}: [live] has no setting {bad[0]!r} (margin_s, hop_s, flush_s, "
-                                 "backfill_timeout_s)")
+                raise InputError(f"{p.name}: [live] has no setting {bad[0]!r} ({', '.join(known)})")
             _assign(cfg, values, "live", p.name)
         elif section == "alerts":
             plain = {k: v for k, v in values.items() if not isinstance(v, dict)}

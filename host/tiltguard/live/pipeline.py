@@ -547,7 +547,7 @@ class LiveSession:
         """The stride that just ended, for the dashboard (``core.provisional``); never the cues or CSVs."""
         an = self.analyzer
         if self.provisional is None:
-            if an.mounting is None:
+            if an.mounting is None or not self.cfg.provisional:
                 return
             self.provisional = ProvisionalStrides(an.config, an.mounting, an.fs_hz, an.first_run_s)
         newest = float(block[0][-1])
