@@ -14,10 +14,16 @@ Short label flickers are removed with binary opening/closing (``min_bout_s``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+try:   # the C filter behind ndimage.uniform_filter1d (see _moving_mean)
+    from scipy.ndimage import _nd_image
+except ImportError:   # pragma: no cover
+    _nd_image = None
 
 STANDING, WALKING, RUNNING, STOPPED = 0, 1, 2, 3
 NAMES = ("standing", "walking", "running", "stopped")
@@ -41,7 +47,17 @@ def _lowpass_mag(acc_g: np.ndarray, fs_hz: float) -> np.ndarray:
     mag += tmp
     mag += np.multiply(a[2], a[2], out=tmp)
     np.sqrt(mag, out=mag)
-    return ndimage.uniform_filter1d(mag, max(1, int(round(0.03 * fs_hz))), mode="nearest")
+    return _moving_mean(mag, max(1, int(round(0.03 * fs_hz))))
+
+
+def _moving_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """``ndimage.uniform_filter1d(x, size, mode="nearest")`` of a 1-D array: the same C filter, called without
+    the wrapper's argument handling (which costs more than the filter on a live window)."""
+    if _nd_image is None or x.ndim != 1:
+        return ndimage.uniform_filter1d(x, size, mode="nearest")
+    out = np.empty_like(x)
+    _nd_image.uniform_filter1d(x, size, 0, out, 0, 0.0, 0)   # axis 0; mode 0: "nearest"
+    return out
 
 
 def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = None, *,
@@ -61,12 +77,16 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
         return np.zeros(0, dtype=np.uint8)
     w = max(3, int(round(cfg.window_s * fs_hz)))
     mag = _lowpass_mag(acc_g, fs_hz)
-    mean = ndimage.uniform_filter1d(mag, w, mode="nearest")
-    sq = ndimage.uniform_filter1d(mag * mag, w, mode="nearest")
+    mean = _moving_mean(mag, w)
+    sq = _moving_mean(mag * mag, w)
     var = sq - mean * mean
     # moving min < flight and moving max > impact, as "any sample in the window" counts (cheaper, exact)
-    running = _any_near(mag < cfg.flight_g, w)
-    running &= _any_near(mag > cfg.impact_g, w)
+    near = np.empty((2, n), dtype=bool)
+    np.less(mag, cfg.flight_g, out=near[0])
+    np.greater(mag, cfg.impact_g, out=near[1])
+    near = _any_near(near, w)            # both tests in one pass
+    running = near[0] & near[1]
+    del near
     del mag, mean, sq
 
     thr = _sqrt_below(cfg.still_std_g, var.dtype)
@@ -77,8 +97,8 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     del var
     b = max(1, int(round(cfg.min_bout_s * fs_hz)))
     # fill short holes (a step without clear flight), then drop short blips
-    running = _drop_short(~_drop_short(~running, b, keep_edges=True), b)
-    still = _drop_short(~_drop_short(~still, b, keep_edges=True), b) & ~running
+    running = _close_open(running, b)
+    still = _close_open(still, b) & ~running
 
     code = np.full(n, WALKING, dtype=np.uint8)
     code[running] = RUNNING
@@ -104,6 +124,11 @@ def _sqrt_below(c: float, dtype):
     compared at its own precision): the caller then takes the square roots."""
     if type(c) not in (float, int):
         return None
+    return _sqrt_below_cached(c, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=16)   # the same threshold every call: searching it costs more than the test
+def _sqrt_below_cached(c: float, dtype: np.dtype):
     c = np.asarray(c, dtype=dtype)
     cc = np.asarray(c * c, dtype=dtype)
     if not (c > 0 and np.isfinite(cc) and cc >= np.finfo(dtype).tiny):
@@ -119,18 +144,31 @@ def _sqrt_below(c: float, dtype):
 
 def _any_near(mask: np.ndarray, w: int) -> np.ndarray:
     """True where ``mask`` holds within the window of ``w`` samples that ``scipy.ndimage``'s
-    ``minimum_filter1d``/``maximum_filter1d`` use (``[i - w // 2, i + w - w // 2 - 1]``, clipped)."""
-    n = len(mask)
+    ``minimum_filter1d``/``maximum_filter1d`` use (``[i - w // 2, i + w - w // 2 - 1]``, clipped); along
+    the last axis of (N,) or (k, N) masks."""
+    n = mask.shape[-1]
     left, right = w // 2, w - w // 2 - 1
-    c = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(mask, dtype=np.int32, out=c[1:])
-    upper = np.full(n, c[n], dtype=np.int32)
+    c = np.zeros(mask.shape[:-1] + (n + 1,), dtype=np.int32)
+    mask.cumsum(axis=-1, dtype=np.int32, out=c[..., 1:])
+    upper = np.empty(c.shape[:-1] + (n,), dtype=np.int32)
     k = max(n - right - 1, 0)
-    upper[:k] = c[right + 1: right + 1 + k]
-    lower = np.zeros(n, dtype=np.int32)
+    upper[..., :k] = c[..., right + 1: right + 1 + k]
+    upper[..., k:] = c[..., n:]
+    lower = np.zeros_like(upper)
     if left < n:
-        lower[left:] = c[: n - left]
+        lower[..., left:] = c[..., : n - left]
     return upper > lower
+
+
+def _close_open(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """``_drop_short(~_drop_short(~mask, min_len, keep_edges=True), min_len)``; a live window is often all
+    one label, which needs no run lengths: with no True the result is ``mask``, with no False it is
+    ``mask`` unless the one run is short."""
+    if not mask.any():
+        return mask.copy()
+    if mask.all():
+        return mask.copy() if len(mask) >= min_len else np.zeros_like(mask)
+    return _drop_short(~_drop_short(~mask, min_len, keep_edges=True), min_len)
 
 
 def _drop_short(mask: np.ndarray, min_len: int, keep_edges: bool = False) -> np.ndarray:
@@ -156,6 +194,9 @@ def _drop_short(mask: np.ndarray, min_len: int, keep_edges: bool = False) -> np.
 
 def bouts(mask: np.ndarray) -> np.ndarray:
     """``(K, 2)`` array of ``[start, stop)`` sample indices of the True runs of ``mask``."""
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.flatnonzero(m[1:] != m[:-1])
+    mask = np.asarray(mask, bool)
+    m = np.empty(len(mask) + 2, dtype=bool)
+    m[0] = m[-1] = False
+    m[1:-1] = mask
+    d = np.not_equal(m[1:], m[:-1]).nonzero()[0]
     return d.reshape(-1, 2)

@@ -54,6 +54,19 @@ class Mounting:
         return bool(self.matrix[0, 0] < 0)  # sensor +X points down
 
     def to_dict(self) -> dict:
+        """The mounting as plain JSON values (fresh lists each call)."""
+        # computed once per mounting value (the live path asks once a look, every look the same mounting)
+        m, b = np.asarray(self.matrix), np.asarray(self.gyro_bias_dps)
+        key = (m.dtype.str, m.shape, m.tobytes(), str(self.reference),
+               np.float64(self.forward_confidence).tobytes(), b.dtype.str, b.shape, b.tobytes())
+        d = _TO_DICT.get(key)
+        if d is None:
+            if len(_TO_DICT) >= 64:
+                _TO_DICT.clear()
+            d = _TO_DICT[key] = self._to_dict()
+        return {**d, "matrix": [list(r) for r in d["matrix"]], "gyro_bias_dps": list(d["gyro_bias_dps"])}
+
+    def _to_dict(self) -> dict:
         a = self.angles_deg
         return {
             "matrix": np.round(self.matrix, 6).tolist(),
@@ -67,6 +80,8 @@ class Mounting:
             "gyro_bias_dps": np.round(self.gyro_bias_dps, 4).tolist(),
         }
 
+
+_TO_DICT: dict = {}   # Mounting.to_dict() by the mounting's values
 
 IDENTITY = Mounting(np.eye(3), reference="assumed")
 

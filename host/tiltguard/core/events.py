@@ -33,11 +33,16 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
+from scipy.ndimage import median_filter
 from scipy.special import ndtr
 
 from tiltguard.core.kinematics import Kinematics
+
+try:    # the compiled loop behind signal.sosfilt: on a 10 s window its Python wrapper costs more than the loop
+    from scipy.signal._sosfilt import _sosfilt
+except ImportError:     # pragma: no cover - a scipy without it: the public wrapper, the same numbers
+    _sosfilt = None
 
 IC_LEVEL_G = 0.10        # rise above the flight floor that marks initial contact
 TO_LEVEL_G = 0.25        # fall to this far above the floor marks toe-off (the sacrum lags the foot at push-off)
@@ -166,7 +171,7 @@ def _uniform_grid(kin: Kinematics) -> Grid:
     # what it sums or subtracts, so results are those of a float64 grid
     acc = _as_float(acc_in)
     ang = _as_float(np.asarray(kin.angles_deg))
-    steps = np.diff(t)
+    steps = t[1:] - t[:-1]      # (np.diff, without its wrapper)
     # use the samples as they are only if index * dt also stays on the timestamps over the whole record
     if len(t) < 2 or (steps.max() < 1.25 * dt and steps.min() > 0.75 * dt
                       and abs(t[-1] - t[0] - (len(t) - 1) * dt) < 0.25 * dt):
@@ -177,23 +182,38 @@ def _uniform_grid(kin: Kinematics) -> Grid:
         acc, spike = (acc, None) if no_spike else _despike(acc, dt)
         obs = data & ~spike if spike is not None else data
         # origin on the absolute sample grid, so any window of a session maps indices to the same times
-        return Grid(float(np.round(t[0] / dt) * dt) if len(t) else 0.0, dt, acc, ang, ok, _regions(ok), obs,
-                    data, _regions(data))
+        region, dregion = _ok_data_regions(ok, data)
+        return Grid(float(np.round(t[0] / dt) * dt) if len(t) else 0.0, dt, acc, ang, ok, region, obs,
+                    data, dregion)
     g0 = np.ceil(t[0] / dt - 1e-9) * dt    # absolute grid: any window of a session lands on the same points
     n = int(np.floor((t[-1] - g0) / dt + 1e-9)) + 1
     tg = g0 + np.arange(n) * dt
-    j = np.clip(np.searchsorted(t, tg, side="right"), 1, len(t) - 1)   # t[j-1] <= tg < t[j]
-    w = np.clip((tg - t[j - 1]) / (t[j] - t[j - 1]), 0.0, 1.0)[:, None]
-    acc_g = np.take(acc, j - 1, axis=0) * (1 - w) + np.take(acc, j, axis=0) * w    # (take: fast row gathers)
-    ang_g = np.take(ang, j - 1, axis=0) * (1 - w) + np.take(ang, j, axis=0) * w
-    span = t[j] - t[j - 1]
-    data = (span <= MAX_BRIDGE_S) & valid[j - 1] & valid[j] & _finite_rows(acc_g)
-    ok = data & ok_src[j - 1] & ok_src[j]
+    j = _clip(t.searchsorted(tg, side="right"), 1, len(t) - 1)   # t[j-1] <= tg < t[j]
+    jm = j - 1
+    t_lo, t_hi = t[jm], t[j]
+    span = t_hi - t_lo
+    w = _clip((tg - t_lo) / span, 0.0, 1.0)
+    # acc and angles as the rows of one float64 (6, n) array (the kinematics are column-major already): the
+    # gathers and the weighting run along whole rows, not 3 values at a time; each value is interpolated in
+    # float64 as before. The grid holds (n, 3) column-major views of it.
+    src = np.concatenate((acc.T, ang.T), dtype=np.float64)
+    both = src.take(jm, axis=1) * (1 - w) + src.take(j, axis=1) * w
+    acc_g, ang_g = both[:acc.shape[1]].T, both[acc.shape[1]:].T
+    data = (span <= MAX_BRIDGE_S) & valid[jm] & valid[j] & _finite_rows(acc_g)
+    ok = data & ok_src[jm] & ok_src[j]
     obs = data & (span <= MAX_INTERP_GAP_S + 0.5 * dt)
     acc_g, spike = _despike(acc_g, dt)
     if spike is not None:
         obs &= ~spike
-    return Grid(float(g0), dt, acc_g, ang_g, ok, _regions(ok), obs, data, _regions(data))
+    region, dregion = _ok_data_regions(ok, data)
+    return Grid(float(g0), dt, acc_g, ang_g, ok, region, obs, data, dregion)
+
+
+def _ok_data_regions(ok: np.ndarray, data: np.ndarray) -> tuple[_RunLabels, _RunLabels]:
+    """Region labels of ``ok`` and of ``data``: one set for both when they agree (the usual case; ok lies
+    within data, so equal counts mean equal masks). The labels are never changed after they are built."""
+    region = _regions(ok)
+    return region, region if np.count_nonzero(ok) == np.count_nonzero(data) else _regions(data)
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -239,13 +259,13 @@ class _RunLabels:
 
     def __init__(self, ok: np.ndarray):
         self.n = n = len(ok)
-        edges = np.flatnonzero(ok[1:] != ok[:-1]) + 1
+        edges = (ok[1:] != ok[:-1]).nonzero()[0] + 1
         self.bounds = np.concatenate(([0], edges)).astype(np.intp)     # first sample of every run
         run_ok = np.zeros(len(self.bounds), dtype=bool)
         if n:
             run_ok[(0 if ok[0] else 1)::2] = True                      # runs alternate
-        self.labels = np.where(run_ok, np.cumsum(run_ok), 0).astype(np.intp)
-        ends = np.append(self.bounds[1:], n)
+        self.labels = np.where(run_ok, run_ok.cumsum(), 0).astype(np.intp)
+        ends = np.concatenate((self.bounds[1:], [n]))
         self.starts, self.lasts = self.bounds[run_ok], ends[run_ok] - 1
 
     def __len__(self) -> int:
@@ -254,7 +274,7 @@ class _RunLabels:
     def __getitem__(self, idx):
         idx = np.asarray(idx)
         idx = np.where(idx < 0, idx + self.n, idx)
-        return self.labels[np.searchsorted(self.bounds, idx, side="right") - 1]
+        return self.labels[self.bounds.searchsorted(idx, side="right") - 1]
 
     def __array__(self, dtype=None, copy=None):
         a = np.repeat(self.labels, np.diff(np.append(self.bounds, self.n)))
@@ -267,19 +287,38 @@ def _regions(ok: np.ndarray) -> _RunLabels:
 
 
 @functools.lru_cache(maxsize=16)
-def _butter_sos(fc: float, fs: float) -> np.ndarray:
-    """2nd-order Butterworth low-pass sections (designed once per rate: the design costs more than
-    filtering a window)."""
-    return signal.butter(2, fc, fs=fs, output="sos")
+def _butter_sos(fc: float, fs: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """2nd-order Butterworth low-pass sections, with what ``signal.sosfiltfilt`` derives from them on every
+    call: its steady-state initial conditions (a linear solve) and its pad length. Designed once per rate:
+    the design costs more than filtering a window."""
+    sos = signal.butter(2, fc, fs=fs, output="sos")
+    ntaps = 2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum())
+    return sos, signal.sosfilt_zi(sos).reshape(1, len(sos), 2), 3 * int(ntaps)   # zi shaped as _sosfilt takes it
 
 
 def _lowpass(x: np.ndarray, fc: float, fs: float) -> np.ndarray:
+    """``signal.sosfiltfilt(sos, x)`` (odd padding) of a 1-D float64 x, step by step as scipy does it but
+    with the cached initial conditions: the same numbers, without the per-call setup."""
     fc = min(fc, 0.45 * fs)
-    sos = _butter_sos(float(fc), float(fs)).copy()   # scipy wants a writeable array
     if len(x) <= 15:
         return x.copy()
-    # contiguous: sosfiltfilt returns a reversed view, which every later np.take would copy first
-    return np.ascontiguousarray(signal.sosfiltfilt(sos, x))
+    sos, zi, edge = _butter_sos(float(fc), float(fs))
+    # odd extension at both ends; forward, then backward, each started in steady state (filtered in place)
+    y = np.concatenate((2 * x[0] - x[edge:0:-1], x, 2 * x[-1] - x[-2:-(edge + 2):-1]), dtype=np.float64)
+    _sosfilt_inplace(sos, y, zi * y[0])
+    y = y[::-1].copy()
+    _sosfilt_inplace(sos, y, zi * y[0])
+    # contiguous: a reversed view would be copied by every later np.take
+    return np.ascontiguousarray(y[::-1][edge:-edge])
+
+
+def _sosfilt_inplace(sos: np.ndarray, y: np.ndarray, zi: np.ndarray) -> None:
+    """``y[:] = signal.sosfilt(sos, y, zi=zi[0])[0]`` for a C-contiguous 1-D float64 y and a (1, sections, 2)
+    float64 zi (overwritten): the compiled call scipy makes, without the wrapper's checks and copies."""
+    if _sosfilt is None:
+        y[:] = signal.sosfilt(sos, y, zi=zi[0])[0]
+    else:
+        _sosfilt(sos, y.reshape(1, -1), zi)
 
 
 def _windows(x: np.ndarray, lo: np.ndarray, lens: np.ndarray, fill: float) -> np.ndarray:
@@ -290,17 +329,16 @@ def _windows(x: np.ndarray, lo: np.ndarray, lens: np.ndarray, fill: float) -> np
     """
     w = int(lens.max()) if len(lens) else 0
     n = len(x)
-    pos = np.arange(w)
-    if w == 0 or w > n:
-        v = np.take(x, np.minimum(lo[:, None] + pos, n - 1)) if n else np.full((len(lo), w), fill)
-    else:
-        # rows of a sliding-window view (a contiguous copy per row, far cheaper than an element gather);
-        # the few windows that reach past the end are gathered element-wise, clipped
-        v = sliding_window_view(x, w)[np.minimum(lo, n - w)]
-        tail = np.flatnonzero(lo > n - w)
-        if len(tail):
-            v[tail] = np.take(x, np.minimum(lo[tail, None] + pos, n - 1))
-    v[pos >= lens[:, None]] = fill
+    if w == 0 or n == 0:
+        return np.full((len(lo), w), fill)
+    # rows of a sliding-window view (a contiguous copy per row, far cheaper than an element gather on long
+    # records) over x followed by w copies of its last value: a window reaching past the end reads that
+    # value, as a clipped gather would, and needs no separate handling
+    xp = np.concatenate((x, np.full(w, x[-1])))
+    st = xp.strides[0]
+    # (the view made directly on the new contiguous buffer: as_strided's own set-up costs more still)
+    v = np.ndarray((n + 1, w), xp.dtype, xp, 0, (st, st))[np.minimum(lo, n)]
+    v[np.arange(w) >= lens[:, None]] = fill
     return v
 
 
@@ -311,7 +349,7 @@ def _window_min(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def _window_argmin(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Index of the (first) minimum of x in each [lo_k, hi_k)."""
-    return lo + np.argmin(_windows(x, lo, hi - lo, np.inf), axis=1)
+    return lo + _windows(x, lo, hi - lo, np.inf).argmin(axis=1)
 
 
 def _crossing(a: np.ndarray, thr: np.ndarray, lo: np.ndarray, hi: np.ndarray, rising: bool,
@@ -337,12 +375,14 @@ def _crossing(a: np.ndarray, thr: np.ndarray, lo: np.ndarray, hi: np.ndarray, ri
         above = v[:, None, :] >= th
         hit = above[:, :, 1:] > above[:, :, :-1] if rising else above[:, :, :-1] > above[:, :, 1:]
     w = hit.shape[2]
-    p = (w - 1 - np.argmax(hit[:, :, ::-1], axis=2)) if last else np.argmax(hit, axis=2)
-    k, c = np.nonzero(np.take_along_axis(hit, p[:, :, None], axis=2)[:, :, 0])
+    p = (w - 1 - hit[:, :, ::-1].argmax(axis=2)) if last else hit.argmax(axis=2)
+    k, c = hit.any(axis=2).nonzero()      # (hit at p: argmax finds a hit wherever there is one)
     j = lo[k] + p[k, c]
-    den = a[j + 1] - a[j]
-    frac = np.where(den != 0, (thr2[k, c] - a[j]) / np.where(den != 0, den, 1.0), 0.5)
-    out[k, c] = j + np.clip(frac, 0.0, 1.0)
+    aj = a[j]
+    den = a[j + 1] - aj
+    nz = den != 0
+    frac = np.where(nz, (thr2[k, c] - aj) / np.where(nz, den, 1.0), 0.5)
+    out[k, c] = j + _clip(frac, 0.0, 1.0)
     return out.reshape(thr.shape)
 
 
@@ -371,7 +411,8 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
         return StepEvents.empty()
     # the signal is used wherever it is valid; only humps inside running count as steps, so a step right at
     # the start of a running stretch still has its flight before it
-    up = g.acc[:, 2] if g.data.all() else np.where(g.data, g.acc[:, 2], 1.0)
+    all_ok = bool(g.data.all())
+    up = g.acc[:, 2] if all_ok else np.where(g.data, g.acc[:, 2], 1.0)
     up = up.astype(np.float64)       # a float64 copy either way (filters and block means work in float64)
     a = _lowpass(up, EDGE_LP_HZ, fs)
     # One hump per step, found on a ~50 Hz block-mean copy (humps are ~0.2 s wide; 4x less work at 200 Hz).
@@ -387,7 +428,6 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
         return StepEvents.empty()
     n = g.n
     peaks = np.minimum(o + pk_d * q + q // 2, n - 1)
-    all_ok = bool(g.data.all())
     if not all_ok:
         a = np.where(g.data, a, np.nan)    # crossings never bridge a gap
     # Flight centre before each peak and after the last one: minimum of the smoothed signal (the stance may
@@ -410,11 +450,11 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     if TANGENT_IC:
         # Tangent at the steep start of the rise, extended down to the threshold: ignores the small
         # pre-contact bumps (swing-leg retraction) that a plain threshold catches.
-        ai = np.clip(np.nan_to_num(anc).astype(int), 1, n - 3)
+        ai = _clip(_nan0(anc).astype(int), 1, n - 3)
         slope = np.maximum(a[ai + 1] - a[ai - 1], a[ai + 2] - a[ai]) / 2.0     # samples^-1, local gradient
         tan = anc - (ANCHOR_G - ic_level_g) / np.maximum(slope, 1e-6)
         ic = np.where(np.isfinite(anc) & (slope > 0) & np.isfinite(ic), np.maximum(tan, ic), ic)
-    ic_i = np.nan_to_num(ic, nan=0).astype(int)
+    ic_i = _nan0(ic).astype(int)
     # TO: a plain threshold. A tangent on the falling edge (like IC) fits the simulator's half-sine better but
     # made contact time worse on the force-plate trials (the real sacral signal has a slow tail).
     to = _crossing(a, fa + to_level_g, np.maximum(np.maximum(ic_i, tb), ta - span), np.maximum(ta + 1, ic_i + 1),
@@ -430,11 +470,11 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
         to_gap = np.zeros(len(ic), bool)
     to = np.where(np.isfinite(to) & ~_observed(g, to), np.nan, to)
     keep = np.isfinite(ic) & (np.isfinite(to) | to_gap)
-    ici = np.nan_to_num(ic).astype(int)
-    keep &= g.dregion[ici] == g.dregion[peaks]
+    r_both = g.dregion[np.concatenate((ic_i, peaks))]      # one lookup for both
+    r_ic, r = r_both[:len(ic_i)], r_both[len(ic_i):]
+    keep &= r_ic == r
     # Edge steps: the flight before IC and the fall after TO must lie inside the stretch, else the step is
     # incomplete (recording start/end, end of running) and is left out.
-    r = g.dregion[peaks]
     if isinstance(g.dregion, _RunLabels):
         r_start, r_end = g.dregion.starts, g.dregion.lasts
     else:
@@ -451,7 +491,8 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
         return StepEvents.empty()
     # A hump split in two (rare) gives two ICs within one contact: keep the first.
     dup = np.concatenate(([False], ic[1:] < np.fmax(to[:-1], ic[:-1] + MIN_GCT_S / g.dt)))
-    ic, to, pk = ic[~dup], to[~dup], pk[~dup]
+    if dup.any():
+        ic, to, pk = ic[~dup], to[~dup], pk[~dup]
     reg = g.region[pk]
     ic, to, reg, imputed = _impute(g, ic, to, reg, gapc)
     t_ic, t_to = g.time(ic), g.time(to)
@@ -488,14 +529,15 @@ def _all_in_blocks(mask: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
     m = mask[o: o + nd * q]
     if nd == 0:
         return np.zeros(0, bool)
-    edges = np.flatnonzero(m[1:] != m[:-1]) + 1
+    edges = (m[1:] != m[:-1]).nonzero()[0] + 1
     bounds = np.concatenate(([0], edges, [len(m)]))
     first_bad = 0 if not m[0] else 1                  # runs alternate
     lo, hi = bounds[first_bad:-1:2], bounds[first_bad + 1::2]     # [lo, hi) runs of False
-    mark = np.zeros(nd + 1, dtype=np.intp)
-    np.add.at(mark, lo // q, 1)
-    np.add.at(mark, (hi - 1) // q + 1, -1)
-    return np.cumsum(mark[:-1]) == 0
+    if len(lo) == 0:            # the usual case: no gap, no stop
+        return np.ones(nd, bool)
+    # +1 at the first block of each False run, -1 after its last (bincount: np.add.at costs more here)
+    mark = np.bincount(lo // q, minlength=nd + 1) - np.bincount((hi - 1) // q + 1, minlength=nd + 1)
+    return mark[:-1].cumsum() == 0
 
 
 def _block_mean(x: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
@@ -516,8 +558,20 @@ def _block_mean(x: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
 
 def _observed(g: Grid, fidx: np.ndarray) -> np.ndarray:
     """True where both samples around fractional index fidx were observed (not inside a lost-packet gap)."""
-    i = np.clip(np.floor(np.nan_to_num(fidx)).astype(int), 0, g.n - 2)
+    i = _clip(np.floor(_nan0(fidx)).astype(int), 0, g.n - 2)
     return g.obs[i] & g.obs[i + 1]
+
+
+def _clip(x: np.ndarray, lo, hi) -> np.ndarray:
+    """np.clip(x, lo, hi) (the same values, NaN kept) without its wrapper, which costs more than the work
+    on a few dozen steps."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+def _nan0(fidx: np.ndarray) -> np.ndarray:
+    """Fractional indices (finite or NaN) with NaN read as 0: np.nan_to_num without its inf handling and
+    wrapper cost."""
+    return np.where(np.isnan(fidx), 0.0, fidx)
 
 
 def _impute(g: Grid, ic: np.ndarray, to: np.ndarray, reg: np.ndarray, gapc: np.ndarray | None = None):
@@ -530,16 +584,12 @@ def _impute(g: Grid, ic: np.ndarray, to: np.ndarray, reg: np.ndarray, gapc: np.n
     Returns (ic, to, region, imputed) with imputed marking ICs not measured directly.
     """
     imputed = ~_observed(g, ic)
-    if len(ic) >= 3:
-        from scipy.ndimage import median_filter
-        d = np.diff(ic)
+    if len(ic) >= 3 and gapc is not None:     # (no bridged samples: no interval lost any, nothing to fill)
+        d = ic[1:] - ic[:-1]
         med = median_filter(d, size=min(9, len(d)), mode="nearest")
         ratio = d / med
         k = np.rint(ratio).astype(int)
-        if gapc is None:     # nothing was lost
-            lost = np.zeros(len(d), dtype=bool)
-        else:
-            lost = gapc[np.ceil(ic[1:]).astype(int)] - gapc[np.floor(ic[:-1]).astype(int)] > 0
+        lost = gapc[np.ceil(ic[1:]).astype(int)] - gapc[np.floor(ic[:-1]).astype(int)] > 0
         fill = (reg[1:] == reg[:-1]) & lost & (k >= 2) & (k <= 3) & (np.abs(ratio - k) < 0.3)
         if fill.any():
             src = np.flatnonzero(fill)
@@ -553,7 +603,7 @@ def _impute(g: Grid, ic: np.ndarray, to: np.ndarray, reg: np.ndarray, gapc: np.n
             imputed = np.concatenate((imputed, np.ones(len(new_ic), bool)))
             o = np.argsort(ic, kind="stable")
             ic, to, reg, imputed = ic[o], to[o], reg[o], imputed[o]
-    if len(ic) >= 3:
+    if len(ic) >= 3 and imputed.any():
         mid = np.flatnonzero(imputed[1:-1] & ~imputed[:-2] & ~imputed[2:]
                              & (reg[:-2] == reg[1:-1]) & (reg[2:] == reg[1:-1])) + 1
         ic[mid] = 0.5 * (ic[mid - 1] + ic[mid + 1])
@@ -564,40 +614,63 @@ def _chunks(t_ic: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Label runs of consecutive steps: a new chunk at a region change or a step over 1.5x the local median."""
     if len(t_ic) < 2:
         return np.zeros(len(t_ic), dtype=int)
-    st = np.diff(t_ic)
-    from scipy.ndimage import median_filter
+    st = t_ic[1:] - t_ic[:-1]
     med = median_filter(st, size=min(9, len(st)), mode="nearest")
     brk = (region[1:] != region[:-1]) | (st > 1.5 * med) | (st > 0.8)
-    return np.concatenate(([0], np.cumsum(brk)))
+    return np.concatenate(([0], brk.cumsum()))
 
 
 def _interp_at(x: np.ndarray, fidx: np.ndarray, nan0: bool = False) -> np.ndarray:
-    i = np.clip(np.floor(fidx).astype(int), 0, len(x) - 2)
-    w = np.clip(fidx - i, 0, 1)
+    """x (1-D, or 2-D along axis 0) linearly interpolated at fractional indices fidx (clamped to the ends)."""
+    i = _clip(np.floor(fidx).astype(int), 0, len(x) - 2)
+    w = _clip(fidx - i, 0, 1)
     if x.ndim == 2:
         w = w[:, None]
-    x0, x1 = x[i], x[i + 1]
+    x01 = x[np.stack((i, i + 1))]      # both neighbours in one gather
     if nan0:    # as if x were np.nan_to_num(x)
-        x0, x1 = np.nan_to_num(x0), np.nan_to_num(x1)
-    return x0 * (1 - w) + x1 * w
+        x01 = np.nan_to_num(x01)
+    return x01[0] * (1 - w) + x01[1] * w
+
+
+def _median(x: np.ndarray) -> np.float64:
+    """np.median(x) of a non-empty 1-D float64 x without its wrappers: the middle value, or the mean of the
+    middle two ((a + b) / 2, as np.mean adds and divides them), NaN if there is any NaN (sorted last)."""
+    s = np.sort(x)
+    h = len(s) // 2
+    if np.isnan(s[-1]):
+        return np.float64(np.nan)
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+
+
+def _std(x: np.ndarray) -> np.float64:
+    """np.std(x) of a non-empty 1-D float64 x: numpy's own steps (the same number) without its wrappers."""
+    d = x - np.add.reduce(x, keepdims=True) / len(x)
+    return np.sqrt(np.add.reduce(d * d) / len(x))
 
 
 def _sides(g: Grid, ic: np.ndarray, to: np.ndarray, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """Side of each step from chunk-wide evidence (see module docstring)."""
     m = len(ic)
     gct = to - ic
-    to = np.where(np.isfinite(to), to, ic + (np.nanmedian(gct) if np.isfinite(gct).any() else 0.2 / g.dt))
+    known = gct[~np.isnan(gct)]       # np.nanmedian(gct) is np.median of these, with more wrapping
+    to = np.where(np.isfinite(to), to, ic + (_median(known) if np.isfinite(known).any() else 0.2 / g.dt))
     mid = 0.5 * (ic + to)
     nxt = np.concatenate((ic[1:], [ic[-1] + (ic[-1] - ic[-2] if m > 1 else 50)]))
     nxt = np.minimum(nxt, g.n - 2)
     ang = g.angles
     stride = max(1, g.n // 20000)    # a sparse look is enough to tell whether the gyro angles exist
-    have_angles = ang.shape[1] >= 3 and np.isfinite(ang[::stride, 1:3][g.ok[::stride]]).mean() > 0.9
+    # the finite share of obliquity and rotation over the ok samples (counted, not gathered)
+    ok_s = g.ok[::stride]
+    n_ok = 2 * np.count_nonzero(ok_s)
+    have_angles = (ang.shape[1] >= 3 and n_ok > 0
+                   and np.count_nonzero(np.isfinite(ang[::stride, 1:3]) & ok_s[:, None]) / n_ok > 0.9)
     if have_angles:
-        obl, rot = ang[:, 1], ang[:, 2]     # NaN read as 0 at the few samples used (no full-length copy)
-        f_obl = SIDE_OBLIQUITY_SIGN * (_interp_at(obl, mid, nan0=True) - _interp_at(obl, ic, nan0=True))
-        f_rot = SIDE_ROTATION_SIGN * (_interp_at(rot, nxt, nan0=True) - _interp_at(rot, ic, nan0=True))
-        score = f_obl / (np.std(f_obl) + 1e-9) + f_rot / (np.std(f_rot) + 1e-9)
+        # obliquity and rotation at IC, mid-stance and the next IC in one call; NaN read as 0 at the few
+        # samples used (no full-length copy)
+        v = _interp_at(ang[:, 1:3], np.concatenate((ic, mid, nxt)), nan0=True)
+        f_obl = SIDE_OBLIQUITY_SIGN * (v[m:2 * m, 0] - v[:m, 0])
+        f_rot = SIDE_ROTATION_SIGN * (v[2 * m:, 1] - v[:m, 1])
+        score = f_obl / (_std(f_obl) + 1e-9) + f_rot / (_std(f_rot) + 1e-9)
         method = "gyro"
     else:
         ml = np.where(g.ok, g.acc[:, 1], 0.0).astype(np.float64, copy=False)
@@ -613,10 +686,10 @@ def _sides(g: Grid, ic: np.ndarray, to: np.ndarray, chunk: np.ndarray) -> tuple[
     s2 = np.bincount(chunk, weights=score ** 2, minlength=nch)
     mu = ev / np.maximum(cnt, 1)
     sd = np.sqrt(np.maximum(s2 / np.maximum(cnt, 1) - mu ** 2, 0.0))
-    sd = np.maximum(sd, 0.25 * np.median(np.abs(score)) + 1e-9)   # few-step chunks: no overconfidence
+    sd = np.maximum(sd, 0.25 * _median(np.abs(score)) + 1e-9)   # few-step chunks: no overconfidence
     z = np.abs(ev) / (np.sqrt(np.maximum(cnt, 1)) * sd)
     conf_chunk = np.where(cnt > 1, ndtr(z), 0.5)
     left_even = ev[chunk] >= 0
     is_left = (par > 0) == left_even
-    side = np.where(is_left, "L", "R").astype("<U1")
-    return side, np.round(conf_chunk[chunk], 4), method
+    side = np.where(is_left, "L", "R").astype("<U1", copy=False)
+    return side, conf_chunk[chunk].round(4), method

@@ -8,6 +8,8 @@ with ``np.*.reduceat`` / ``np.bincount``; no per-sample or per-step Python loop.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,8 @@ from tiltguard.core.kinematics import Kinematics
 from tiltguard.formats.session import STEPS_COLUMNS, STRIDES_COLUMNS
 
 G = 9.80665
+# built once: on a 10 s window, building the column Index costs more than the rest of the table
+_STRIDES_INDEX = pd.Index(STRIDES_COLUMNS)
 
 
 def _fidx(g: Grid, t_s: np.ndarray) -> np.ndarray:
@@ -25,8 +29,9 @@ def _fidx(g: Grid, t_s: np.ndarray) -> np.ndarray:
 
 def _spans(g: Grid, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer grid windows [i0, i1) holding the samples with t0 <= t < t1 (at least one sample)."""
-    i0 = np.clip(np.ceil(_fidx(g, t0) - 1e-9).astype(int), 0, g.n - 1)
-    i1 = np.clip(np.ceil(_fidx(g, t1) - 1e-9).astype(int), i0 + 1, g.n)
+    # (minimum/maximum: np.clip's wrapper costs more than the work on a few windows)
+    i0 = np.minimum(np.maximum(np.ceil(_fidx(g, t0) - 1e-9).astype(int), 0), g.n - 1)
+    i1 = np.minimum(np.maximum(np.ceil(_fidx(g, t1) - 1e-9).astype(int), i0 + 1), g.n)
     return i0, i1
 
 
@@ -52,14 +57,15 @@ def _all_observed(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarray:
 
 
 def _reduce(x: np.ndarray, i0: np.ndarray, i1: np.ndarray, ufunc) -> np.ndarray:
-    """ufunc.reduceat of x over disjoint ascending windows [i0_k, i1_k), as float64.
+    """ufunc.reduceat of x (along axis 0) over windows [i0_k, i1_k) (i0_k < i1_k), as float64.
 
-    Pass float64 ``x`` for sums; minima and maxima are exact in float32 and are upcast afterwards.
+    Pass float64 ``x`` for sums; minima and maxima are exact in float32 and are upcast afterwards. The
+    windows may overlap or come in any order: reduceat reduces each pair (i0_k, i1_k) on its own.
     """
     if len(i0) == 0:
         return np.zeros(0)
     # reduceat needs every index < len: one extra element only when a window ends at the last sample
-    xp = x if int(np.max(i1)) < len(x) else np.append(x, x[-1:])
+    xp = x if int(np.max(i1)) < len(x) else np.concatenate((x, x[-1:]))
     return ufunc.reduceat(xp, np.column_stack([i0, i1]).ravel())[::2].astype(np.float64, copy=False)
 
 
@@ -144,10 +150,10 @@ def stride_index(ev: StepEvents) -> np.ndarray:
     m = len(ev)
     if m < 3:
         return np.zeros(0, dtype=int)
-    i = np.arange(m - 2)
-    ok = (ev.side[i] == "L") & (ev.side[i + 1] == "R") & (ev.side[i + 2] == "L")
-    ok &= (ev.chunk[i] == ev.chunk[i + 2])
-    return i[ok]
+    left, right = ev.side == "L", ev.side == "R"
+    ok = left[:-2] & right[1:-1] & left[2:]
+    ok &= ev.chunk[:-2] == ev.chunk[2:]
+    return np.flatnonzero(ok)
 
 
 def _asym_pct(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -167,39 +173,49 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
     if len(si) == 0:
         return pd.DataFrame(np.zeros((0, len(STRIDES_COLUMNS))), columns=STRIDES_COLUMNS)
     g = grid or uniform_grid(kin)
-    t0, t1 = ev.t_ic_s[si], ev.t_ic_s[si + 2]
-    i0, i1 = _spans(g, t0, t1)
+    k = len(si)
+    t_ic, t_to = ev.t_ic_s, ev.t_to_s
+    t0, t1, ic_r = t_ic[si], t_ic[si + 2], t_ic[si + 1]
+    to_l, to_r = t_to[si], t_to[si + 1]
+    # the stride windows, then the left and the right stance windows: one set of calls for all three
+    end_l, end_r = np.where(np.isfinite(to_l), to_l, t0), np.where(np.isfinite(to_r), to_r, ic_r)
+    w0, w1 = _spans(g, np.concatenate((t0, t0, ic_r)), np.concatenate((t1, end_l, end_r)))
+    i0, i1 = w0[:k], w1[:k]
     cnt = (i1 - i0).astype(float)
-    tilt, obl, rot = g.angles[:, 0], g.angles[:, 1], g.angles[:, 2]
-    tmin, tmax = _reduce(tilt, i0, i1, np.minimum), _reduce(tilt, i0, i1, np.maximum)
+    ang = g.angles          # columns tilt, obliquity, rotation
+    # extremes of all three angles over all windows in one reduceat each (per column as exact as one by one)
+    amax, amin = _reduce(ang, w0, w1, np.maximum), _reduce(ang, w0, w1, np.minimum)
+    tmin, tmax = amin[:k, 0], amax[:k, 0]
+    # tilt and obliquity at the left IC (the stride start), obliquity at the right IC
+    at_ic = _interp_at(ang[:, :2], _fidx(g, np.concatenate((t0, ic_r))))
     # pelvic drop: within each stance, how far the swing side falls below its level at IC. Obliquity is
     # left-side-up positive, so in left stance the (right) swing side falls as obliquity rises, and in right
     # stance as it falls (the simulator's truth uses the same reading).
-    to_l, to_r = ev.t_to_s[si], ev.t_to_s[si + 1]
-    l0, l1 = _spans(g, ev.t_ic_s[si], np.where(np.isfinite(to_l), to_l, ev.t_ic_s[si]))
-    r0, r1 = _spans(g, ev.t_ic_s[si + 1], np.where(np.isfinite(to_r), to_r, ev.t_ic_s[si + 1]))
-    obl_ic_l = _interp_at(obl, _fidx(g, ev.t_ic_s[si]))
-    obl_ic_r = _interp_at(obl, _fidx(g, ev.t_ic_s[si + 1]))
-    drop_l = np.clip(_reduce(obl, l0, l1, np.maximum) - obl_ic_l, 0.0, None)
-    drop_r = np.clip(obl_ic_r - _reduce(obl, r0, r1, np.minimum), 0.0, None)
+    drop_l = np.maximum(amax[k:2 * k, 1] - at_ic[:k, 1], 0.0)
+    drop_r = np.maximum(at_ic[k:, 1] - amin[2 * k:, 1], 0.0)
     drop_l = np.where(np.isfinite(to_l) & ev.observed[si], drop_l, np.nan)
     drop_r = np.where(np.isfinite(to_r) & ev.observed[si + 1], drop_r, np.nan)
-    gct = 1000.0 * (ev.t_to_s - ev.t_ic_s)
-    return pd.DataFrame({
+    gct = 1000.0 * (t_to - t_ic)
+    gct_l, gct_r = gct[si], gct[si + 1]
+    asym = _asym_pct(np.stack((gct_l, drop_l)), np.stack((gct_r, drop_r)))
+    cols = {
         "t_start_s": t0,
         "t_end_s": t1,
-        "tilt_mean_deg": _reduce(tilt.astype(np.float64, copy=False), i0, i1, np.add) / cnt,
+        "tilt_mean_deg": _reduce(ang[:, 0].astype(np.float64, copy=False), i0, i1, np.add) / cnt,
         "tilt_min_deg": tmin,
         "tilt_max_deg": tmax,
         "tilt_rom_deg": tmax - tmin,
-        "tilt_ic_deg": _interp_at(tilt, _fidx(g, t0)),
-        "obliquity_rom_deg": _reduce(obl, i0, i1, np.maximum) - _reduce(obl, i0, i1, np.minimum),
-        "rotation_rom_deg": _reduce(rot, i0, i1, np.maximum) - _reduce(rot, i0, i1, np.minimum),
+        "tilt_ic_deg": at_ic[:k, 0],
+        "obliquity_rom_deg": amax[:k, 1] - amin[:k, 1],
+        "rotation_rom_deg": amax[:k, 2] - amin[:k, 2],
         "pelvic_drop_l_deg": drop_l,
         "pelvic_drop_r_deg": drop_r,
         "cadence_spm": 120.0 / (t1 - t0),
-        "gct_l_ms": gct[si],
-        "gct_r_ms": gct[si + 1],
-        "gct_asymmetry_pct": _asym_pct(gct[si], gct[si + 1]),
-        "obliquity_asymmetry_pct": _asym_pct(drop_l, drop_r),
-    }, columns=STRIDES_COLUMNS)
+        "gct_l_ms": gct_l,
+        "gct_r_ms": gct_r,
+        "gct_asymmetry_pct": asym[0],
+        "obliquity_asymmetry_pct": asym[1],
+    }
+    # one (columns, rows) float64 block handed to pandas as it is: a dict of columns costs ~20x more
+    block = np.stack(itemgetter(*STRIDES_COLUMNS)(cols))
+    return pd.DataFrame(block.T, columns=_STRIDES_INDEX, copy=False)

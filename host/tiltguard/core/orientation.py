@@ -32,6 +32,11 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import ndimage
 
+try:   # the C filters behind scipy.ndimage's public wrappers (see _convolve0)
+    from scipy.ndimage import _nd_image
+except ImportError:   # pragma: no cover
+    _nd_image = None
+
 from tiltguard.core import activity as act
 from tiltguard.core.align import AlignConfig, Mounting, estimate_mounting, gap_list, to_body_flu
 from tiltguard.core.kinematics import Kinematics
@@ -70,19 +75,23 @@ class _Grid:
         self.count = count.astype(np.float64)
         self.full = count > 0
         # first sample of every non-empty bin (samples are in time order): bin sums by one reduceat
-        self._first = (np.cumsum(count) - count)[self.full]
-        self._all_full = bool(self.full.all())
-        self.tc = (np.arange(self.nb) + self.b0 + 0.5) * bin_s
+        self._first = (count.cumsum() - count)[self.full]   # (methods: no wrapper)
+        self._all_full = len(self._first) == self.nb
+        self._count_max = self._ckey = None
+        # bin centres: the same numbers as ``like``'s when the bins are (same nb, b0 and bin_s)
+        same = like is not None and like.fs == 1.0 / bin_s
+        self.tc = like.tc if same else (np.arange(self.nb) + self.b0 + 0.5) * bin_s
         self.t = t_s
         self.fs = 1.0 / bin_s
         self._rep = self._f = None
 
     def sums(self, col: np.ndarray) -> np.ndarray:
-        """Per-bin sums (float64) of one (N,) channel; empty bins are 0."""
-        s = np.add.reduceat(col, self._first, dtype=np.float64)
+        """Per-bin sums (float64) of one (N,) channel, or of each column of (N, k) ones (one call: numpy
+        sums each column alike); empty bins are 0."""
+        s = np.add.reduceat(col, self._first, axis=0, dtype=np.float64)
         if self._all_full:
             return s
-        out = np.zeros(self.nb)
+        out = np.zeros((self.nb,) + s.shape[1:])
         out[self.full] = s
         return out
 
@@ -99,8 +108,8 @@ class _Grid:
         return out if x.ndim > 1 else out[:, 0]
 
     def smooth(self, x, fc_hz, weight: np.ndarray | None = None) -> np.ndarray:
-        """Low-passed (N,) or (N, k) ``x`` (or a tuple of k (N,) columns) on the grid by normalised
-        convolution with a Hann kernel.
+        """Low-passed (N,) or (N, k) ``x`` (or a tuple of (N,) columns and (N, k) arrays, k columns in all) on
+        the grid by normalised convolution with a Hann kernel.
 
         Each bin counts by its number of samples (times ``weight`` per bin), so a bin that a gap left half
         empty does not count like a full one, empty bins count zero, and near an end the result is the
@@ -108,36 +117,65 @@ class _Grid:
         ``fc_hz`` is a sequence); being finite, a window of a session gives exactly the session's result
         farther than half a kernel from the window's ends.
         """
-        if isinstance(x, tuple):
-            cols, x_ndim = x, 2
-        else:
-            x2 = x.reshape(len(x), -1)
-            cols, x_ndim = tuple(x2[:, j] for j in range(x2.shape[1])), x.ndim   # loop over channels
+        items, x_ndim = (x, 2) if isinstance(x, tuple) else ((x,), x.ndim)
+        # the bin sums of every column: one reduceat per item
+        cols = [c for s in [self.sums(a) for a in items] for c in (s.T if s.ndim > 1 else (s,))]
         w = self.count if weight is None else self.count * weight
-        fcs = np.broadcast_to(np.atleast_1d(np.asarray(fc_hz, dtype=float)), (len(cols),))
+        # the cut-off per column, grouped in plain Python (np.unique/broadcast_to cost more than the filter)
+        if isinstance(fc_hz, (float, int)) or (not isinstance(fc_hz, (tuple, list)) and np.ndim(fc_hz) == 0):
+            parts = {float(fc_hz): list(range(len(cols)))}
+        else:
+            fcs = [float(fc) for fc in fc_hz]
+            if len(fcs) != len(cols):
+                raise ValueError("one cut-off per column expected")
+            # the columns in parts by cut-off (one to three)
+            parts = {fc: [j for j, f in enumerate(fcs) if f == fc] for fc in sorted(set(fcs))}
         out = np.empty((self.nb, len(cols)))
-        for fc in np.unique(fcs):   # loop over the (one to three) cut-offs, not samples
-            sel = np.flatnonzero(fcs == fc)
-            both = np.empty((self.nb, len(sel) + 1))
-            for k, j in enumerate(sel):  # loop over channels
-                both[:, k] = self.sums(cols[j])
+        if weight is not None:
+            w_max = max(float(w.max()), 1e-12)
+        else:       # the grid's own counts: once per grid
+            if self._count_max is None:
+                self._count_max = max(float(w.max()), 1e-12)
+            w_max = self._count_max
+        for fc, sel in parts.items():   # loop over the cut-offs, not samples
+            ker, rev, ker_sum = _kernel_parts(self.fs / fc)
+            # short kernel or series: direct beats the FFT
+            direct = len(ker) <= 61 or self.nb * len(ker) <= 50_000
+            # unweighted on a short grid: the filtered counts come from the cache (live windows share a few
+            # count patterns), the same numbers as filtering them along (each column is filtered alone)
+            cached = weight is None and direct and self.nb <= _DEN_MAX_BINS
+            key = (self._count_key(), self.fs / fc) if cached else None
+            den = _DEN_CACHE.get(key) if key is not None else None
+            k = len(sel)
+            both = np.empty((self.nb, k + (den is None)))
+            for i, j in enumerate(sel):  # loop over channels
+                both[:, i] = cols[j]
             if weight is not None:
-                both[:, :-1] *= weight[:, None]
-            both[:, -1] = w
-            ker = _hann_kernel(self.fs / fc)
-            if len(ker) <= 61 or self.nb * len(ker) <= 50_000:   # short kernel or series: direct beats the FFT
-                f = ndimage.convolve1d(both, ker, axis=0, mode="constant")
+                both[:, :k] *= weight[:, None]
+            if den is None:
+                both[:, -1] = w
+            f = _convolve0(both, ker, rev) if direct else _fftconvolve_same(both, ker)
+            if den is None:
+                den = np.maximum(f[:, -1:], 1e-6 * ker_sum * w_max)
+                if key is not None:
+                    if len(_DEN_CACHE) >= 256:
+                        _DEN_CACHE.clear()
+                    den.flags.writeable = False
+                    _DEN_CACHE[key] = den
+            if sel[-1] - sel[0] == k - 1:     # adjacent columns: divide straight into them
+                np.divide(f[:, :k], den, out=out[:, sel[0]: sel[-1] + 1])
             else:
-                f = _fftconvolve_same(both, ker)
-            den = np.maximum(f[:, -1:], 1e-6 * float(ker.sum()) * max(float(w.max()), 1e-12))
-            if sel[-1] - sel[0] == len(sel) - 1:     # adjacent columns: divide straight into them
-                np.divide(f[:, :-1], den, out=out[:, sel[0]: sel[-1] + 1])
-            else:
-                out[:, sel] = f[:, :-1] / den
+                out[:, sel] = f[:, :k] / den
         return out if x_ndim > 1 else out[:, 0]
 
+    def _count_key(self) -> bytes:
+        if self._ckey is None:
+            self._ckey = self.count.tobytes()
+        return self._ckey
+
     def back(self, y: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
-        """Linear interpolation of a bin series (bin centres) back to the sample times (or ``t``)."""
+        """Linear interpolation of a bin series (bin centres) back to the sample times (or ``t``); ``y`` may
+        also hold k series as (k, nb) rows (one call for all, (k, N) rows back; not with ``t``)."""
         if t is not None:
             return np.interp(t, self.tc, y)
         if self._f is None:
@@ -147,24 +185,35 @@ class _Grid:
             # samples are in time order, so j = clip(floor(u)) only steps up: y[j] is y repeated by the run
             # lengths of j (a repeat is twice as fast as the gather, and no index array is kept), which are
             # the counts of u between whole numbers
-            edges = np.searchsorted(u, np.arange(1, max(self.nb - 1, 1)), side="left")      # #(u < k)
+            m = max(self.nb - 1, 1)
+            edges = np.empty(m + 1, dtype=np.intp)                                  # [0, #(u < k)..., n]
+            edges[0], edges[m] = 0, len(u)
+            edges[1:m] = u.searchsorted(np.arange(1, m), side="left")
             self._rep = np.zeros(self.nb, dtype=np.intp)                                 # j <= nb - 2
-            self._rep[: max(self.nb - 1, 1)] = np.diff(edges, prepend=0, append=len(u))
+            np.subtract(edges[1:], edges[:-1], out=self._rep[:m])
+            # clip as maximum/minimum (no clip wrapper): u is never -0.0 (a difference with a nonzero
+            # b0 + 0.5), nor is u - j, so the signs of zero agree too
             j = np.floor(u)
-            np.clip(j, 0, max(self.nb - 2, 0), out=j)
+            np.maximum(j, 0.0, out=j)
+            np.minimum(j, max(self.nb - 2, 0), out=j)
             u -= j
-            np.clip(u, 0.0, 1.0, out=u)
+            np.maximum(u, 0.0, out=u)
+            np.minimum(u, 1.0, out=u)
             self._f = u.astype(np.float32)
         if self.nb < 2:
-            return np.full(len(self.t), float(y[0]))
+            return np.full(y.shape[:-1] + (len(self.t),), y[..., :1])
         # per-bin slopes first: two small series repeated to the samples instead of gathers at full rate
         dy = np.empty_like(y)
-        np.subtract(y[1:], y[:-1], out=dy[:-1])
-        dy[-1] = 0.0
-        out = np.repeat(dy, self._rep)
+        np.subtract(y[..., 1:], y[..., :-1], out=dy[..., :-1])
+        dy[..., -1] = 0.0
+        out = dy.repeat(self._rep, axis=-1)
         out *= self._f
-        out += np.repeat(y, self._rep)
+        out += y.repeat(self._rep, axis=-1)
         return out
+
+
+_DEN_CACHE: dict = {}   # (bin counts, kernel length) -> the filtered counts (floored) of _Grid.smooth
+_DEN_MAX_BINS = 2048    # ... of grids this short (live windows; a whole session would only fill memory)
 
 
 @functools.lru_cache(maxsize=32)
@@ -197,22 +246,49 @@ def _hann_kernel(length_bins: float) -> np.ndarray:
     return k
 
 
+@functools.lru_cache(maxsize=16)
+def _kernel_parts(length_bins: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_hann_kernel`, its reverse (a contiguous copy, as ``ndimage.convolve1d`` hands it to
+    ``correlate1d``) and its sum: cached, as rebuilding them costs more than a short filter."""
+    ker = _hann_kernel(length_bins)
+    rev = ker[::-1].copy()
+    rev.flags.writeable = False
+    return ker, rev, float(ker.sum())
+
+
+def _convolve0(x: np.ndarray, ker: np.ndarray, rev: np.ndarray) -> np.ndarray:
+    """``ndimage.convolve1d(x, ker, axis=0, mode="constant")`` for float64 (n, k) ``x``, an odd-length
+    float64 kernel and ``rev`` its contiguous reverse: the same C filter, called without the wrappers'
+    per-call argument handling (which costs more than the filter on the short series of a live window)."""
+    if _nd_image is None or x.dtype != np.float64:
+        return ndimage.convolve1d(x, ker, axis=0, mode="constant")
+    out = np.empty_like(x)
+    _nd_image.correlate1d(x, rev, 0, out, 4, 0.0, 0)   # 4: mode "constant"
+    return out
+
+
 def _seg_mean(segs: "_Segments", x: np.ndarray) -> np.ndarray:
     """Each sample's segment's Hann-tapered mean of (N,) ``x``."""
     m = np.add.reduceat(segs.w * x, segs.starts) / segs.wsum
-    return m[segs.owner]
+    return m.repeat(segs.lens)
 
 
 class _Segments:
     """Gap-free stretches; each gets its own integration constant (nothing is integrated across a gap)."""
 
     def __init__(self, n: int, gap_idx: np.ndarray):
-        self.starts = np.concatenate(([0], gap_idx)).astype(np.intp)
-        lens = np.diff(np.append(self.starts, n))
-        self.owner = np.repeat(np.arange(len(self.starts)), lens)
-        pos = np.arange(n) - self.starts[self.owner]
+        k = len(gap_idx) + 1
+        self.starts = np.empty(k, dtype=np.intp)
+        self.starts[0] = 0
+        self.starts[1:] = gap_idx
+        self.lens = lens = np.empty(k, dtype=np.intp)
+        np.subtract(self.starts[1:], self.starts[:-1], out=lens[:-1])
+        lens[-1] = n - self.starts[-1]
+        # per-sample values of a segment by repeating it over the segment (cheaper than gathers)
+        self.owner = np.arange(k).repeat(lens)
+        pos = np.arange(n) - self.starts.repeat(lens)
         # Hann taper: a tapered mean of a partial stride leaks far less than a plain mean
-        self.w = np.sin(np.pi * (pos + 0.5) / lens[self.owner]) ** 2
+        self.w = np.sin(np.pi * (pos + 0.5) / lens.repeat(lens)) ** 2
         self.wsum = np.add.reduceat(self.w, self.starts)
 
     def detrend(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -221,7 +297,7 @@ class _Segments:
         Small-angle rate integration picks up a steady ramp (pelvic rotation x obliquity rectifies);
         within a segment it is removed here, the slow truth comes back from gravity.
         """
-        u = t - t[self.starts][self.owner]
+        u = t - t[self.starts].repeat(self.lens)
         w = self.w
         r = lambda a: np.add.reduceat(a, self.starts, axis=0)  # noqa: E731
         s0, s1, s2 = self.wsum, r(w * u), r(w * u * u)
@@ -232,7 +308,7 @@ class _Segments:
         det = np.where(ok, det, 1.0)
         slope = np.where(ok[:, None], (s0[:, None] * sux - s1[:, None] * sx) / det[:, None], 0.0)
         icpt = (sx - slope * s1[:, None]) / s0[:, None]
-        x -= np.take(icpt, self.owner, axis=0) + np.take(slope, self.owner, axis=0) * u[:, None]
+        x -= icpt.repeat(self.lens, axis=0) + slope.repeat(self.lens, axis=0) * u[:, None]
         return x
 
 
@@ -259,8 +335,12 @@ def _reference_weight(grid: _Grid, heading_rate: np.ndarray, activity: np.ndarra
     """
     rate = np.degrees(heading_rate)   # rad/s -> deg/s, on the grid
     w = np.exp(-((rate / cfg.turn_rate_dps) ** 2))
+    # one activity throughout (a live window, usually): its bin means are that code exactly, no change
+    if activity.min() == activity.max():
+        return np.maximum(w, 1e-3)
     code = grid.mean(activity.astype(np.float64))
-    change = np.abs(np.diff(code, prepend=code[0])) > 1e-6
+    change = np.zeros(len(code), dtype=bool)     # = |diff(code, prepend=code[0])| > 1e-6 (no np.diff wrapper)
+    np.greater(np.abs(code[1:] - code[:-1]), 1e-6, out=change[1:])
     if change.any():
         k = max(1, int(round(cfg.transition_s * grid.fs)))
         near = ndimage.maximum_filter1d(change.astype(np.uint8), 2 * k + 1) > 0
@@ -297,7 +377,7 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         raise InputError("recording has fewer than 2 samples")
     fs = float(fs_hz) if fs_hz else rec.fs_hz
     acc_s = np.asarray(rec.acc_g)
-    if not np.isfinite(np.sum(acc_s)) and not np.isfinite(acc_s).all():
+    if not np.isfinite(acc_s.sum()) and not np.isfinite(acc_s).all():
         acc_s = _fill_nan(np.asarray(acc_s, dtype=np.float64), t)
     if activity is None:
         activity = act.classify(acc_s, fs, cfg.activity)
@@ -306,8 +386,8 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
     M = to_body_flu(mounting)
     # channel-major (3, N) float32 throughout: every full-rate operation runs over contiguous rows
     acc = _rotate_cols(acc_s, M)                                          # body forward/left/up, g
-    dt = np.diff(t)
-    gap_idx = np.flatnonzero(dt > cfg.align.gap_factor / fs) + 1      # = find_gaps(t, ...), one diff pass
+    dt = np.subtract(t[1:], t[:-1])
+    gap_idx = (dt > cfg.align.gap_factor / fs).nonzero()[0] + 1      # = find_gaps(t, ...), one diff pass
     grid = _Grid(t, cfg.bin_s)
     valid = np.ones(len(t), dtype=bool)
 
@@ -331,7 +411,9 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         # window of a session has the same blocks); a block-mean rate times the block's samples / fs is
         # the block's integral, and a gap adds nothing
         starts = _block_starts(t, fs, d)
-        cnt = np.diff(np.append(starts, len(t)))
+        cnt = np.empty(len(starts), dtype=np.intp)
+        np.subtract(starts[1:], starts[:-1], out=cnt[:-1])
+        cnt[-1] = len(t) - starts[-1]
         regular = _regular_blocks(starts, len(t), d)
         td = _block_sums_1d(t, starts, d, regular) / cnt
         wd = _block_sums(w, starts, d, regular).astype(np.float64)
@@ -359,8 +441,12 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         m = grid_d.smooth(a_hp, cfg.fc_tilt_hz, weight)
         del a_hp
         tilt_lf, obl_lf = _gravity_angles(m)             # rad, on the 0.1 s grid
-        tilt_d = hp_d[:, 0] + grid_d.back(tilt_lf)
-        obl_d = hp_d[:, 1] + grid_d.back(obl_lf)
+        lf_d = np.empty((2, len(tilt_lf)))
+        lf_d[0], lf_d[1] = tilt_lf, obl_lf
+        lf_d = grid_d.back(lf_d)
+        tilt_d = hp_d[:, 0] + lf_d[0]
+        obl_d = hp_d[:, 1] + lf_d[1]
+        del lf_d
         # exact minus small-angle rates of R = R_down(yaw) R_forward(obl) R_left(tilt), and their integral
         t32, o32 = tilt_d.astype(np.float32), obl_d.astype(np.float32)
         ct, st, co, so = (np.cos(t32).astype(np.float64), np.sin(t32).astype(np.float64),
@@ -382,27 +468,27 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
 
         # ---- fast parts at the full rate, one contiguous row per angle [tilt, obliquity, yaw]
-        pair, yaw = _integrate_rows((w[1], w[0], w[2]), (1.0, 1.0, -1.0), dt, gap_idx - 1)
+        pair, yaw = _integrate_rows(w, (1, 0, 2), (1.0, 1.0, -1.0), dt, gap_idx - 1)
         ang = [pair[:, 0], pair[:, 1], yaw]           # (N,) rows [tilt, obliquity, yaw] (views, added to in place)
         # block values back to the samples: linear between block centres. Sample i of block b lies after
         # the centres of blocks < b and before those > b, so searchsorted(td, t) - 1 = b - 1 + (td[b] < t)
         nbd = len(td)
-        j = np.repeat(np.arange(-1, nbd - 1), cnt)
-        j += np.repeat(td, cnt) < t
-        np.clip(j, 0, max(nbd - 2, 0), out=j)
+        j = np.arange(-1, nbd - 1).repeat(cnt)
+        j += td.repeat(cnt) < t
+        np.maximum(j, 0, out=j)        # = clip (integers), without the wrapper
+        np.minimum(j, max(nbd - 2, 0), out=j)
         nxt = np.minimum(np.arange(nbd) + 1, nbd - 1)
         den = np.maximum(td[nxt] - td, 1e-12)
         f = t - td[j]
         f /= den[j]
         np.clip(f, 0.0, 1.0, out=f)
-        buf, tmp = np.empty(len(t)), np.empty(len(t))     # sample-length scratch, reused for the three angles
+        c = corr_int.T                                    # (3, n) rows; the three angles per call
+        inc = (c[:, nxt] - c).take(j, axis=1, mode="clip")    # indices in range: "clip" avoids a copy
+        inc *= f
+        inc += c.take(j, axis=1, mode="clip")
         for k in range(3):  # loop over the three angles
-            c = np.ascontiguousarray(corr_int[:, k])
-            inc = np.take(c[nxt] - c, j, out=buf, mode="clip")    # indices in range: "clip" avoids a copy
-            inc *= f
-            inc += np.take(c, j, out=tmp, mode="clip")
-            ang[k] += inc
-        del inc, buf, tmp, j, f
+            ang[k] += inc[k]
+        del inc, c, j, f
         rate = grid_d.smooth(yaw_rate, cfg.fc_heading_hz)
         if segs is not None:
             segs.detrend(pair, t)
@@ -410,13 +496,19 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
             path -= ang[2]
             ang[2] += _seg_mean(segs, path)
             del path
-        slow = grid.smooth(tuple(ang), np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
+        slow = grid.smooth((pair, yaw), (cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz))
         # angle = gyro angle - its slow part + the gravity angle, both bin series back in one interpolation;
         # the sum is rounded to float32 as it is stored
         tilt, obl, rot = np.empty((3, len(t)), dtype=np.float32)
-        np.add(ang[0], grid.back(tilt_lf - slow[:, 0]), out=tilt)
-        np.add(ang[1], grid.back(obl_lf - slow[:, 1]), out=obl)
-        np.subtract(ang[2], grid.back(slow[:, 2]), out=rot)
+        ys = np.empty((3, grid.nb))
+        np.subtract(tilt_lf, slow[:, 0], out=ys[0])
+        np.subtract(obl_lf, slow[:, 1], out=ys[1])
+        np.negative(slow[:, 2], out=ys[2])
+        ys = grid.back(ys)
+        np.add(ang[0], ys[0], out=tilt)
+        np.add(ang[1], ys[1], out=obl)
+        np.add(ang[2], ys[2], out=rot)
+        del ys
         del ang, pair, yaw
         # pelvis frame (x up, y left, z back) from forward/left/up
         k = np.float32(180.0 / np.pi)
@@ -460,47 +552,44 @@ def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
     # one transposing pass to contiguous columns (none if x already is float32 channel rows: read-only
     # then, the offset is subtracted in a copy)
     xt = np.asarray(x).T.astype(np.float32, order="C", copy=offset is not None)
-    cols = [xt[0], xt[1], xt[2]]
     if offset is not None:
-        for k in range(3):   # three channels
-            cols[k] -= np.float32(offset[k])
-    out = np.empty((3, len(x)), dtype=np.float32)
-    tmp = np.empty(len(x), dtype=np.float32)
-    for i in range(3):   # three output axes
-        r = out[i]
-        np.multiply(cols[0], np.float32(M[i, 0]), out=r)
-        r += np.multiply(cols[1], np.float32(M[i, 1]), out=tmp)
-        r += np.multiply(cols[2], np.float32(M[i, 2]), out=tmp)
+        xt -= np.asarray(offset, dtype=np.float64).astype(np.float32)[:, None]
+    # all three output rows per call, broadcast over a column of M (the same float32 operations in the
+    # same order per element: r = x0 M[i, 0] + x1 M[i, 1] + x2 M[i, 2])
+    m = np.asarray(M, dtype=np.float64).astype(np.float32)
+    out = np.multiply(xt[0], m[:, 0:1])
+    tmp = np.multiply(xt[1], m[:, 1:2])
+    out += tmp
+    out += np.multiply(xt[2], m[:, 2:3], out=tmp)
     return out
 
 
-def _integrate_rows(rows, signs, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trapezoid integrals (float64) of three float32 rate rows (times ``signs``); no increment across the
-    ``cut`` intervals (gaps): float32 increments summed in float64.
+def _integrate_rows(w: np.ndarray, order, signs, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid integrals (float64) of three float32 rate rows ``w[order[k]]`` (times ``signs``); no
+    increment across the ``cut`` intervals (gaps): float32 increments summed in float64.
 
     Returns ``(pair, last)``: rows 0 and 1 side by side in an (N, 2) array, row 2 as (N,). A running sum is
     bound by the latency of its additions; viewed as complex numbers the pair is summed by one ``cumsum``
     at the cost of one row (the same additions, so the same numbers).
     """
-    n = len(rows[0])
+    n = w.shape[1]
     half = np.multiply(dt, 0.5, dtype=np.float32)     # = float32(0.5 dt): halving is exact
     pair = np.empty((n, 2))
     last = np.empty(n)
-    dest = (pair[:, 0], pair[:, 1], last)
-    inc = np.empty(n - 1, dtype=np.float32)
-    for k in range(3):   # loop over the three angles
-        r = rows[k]
-        np.add(r[1:], r[:-1], out=inc)
+    # the three rows at once (one call per step instead of three), in w's order
+    inc = np.add(w[:, 1:], w[:, :-1])
+    for k in range(3):   # three angles
         if signs[k] < 0:
-            np.negative(inc, out=inc)
-        inc *= half
-        inc[cut] = 0.0
-        out = dest[k]
-        out[0] = 0.0
-        out[1:] = inc                 # float64 first, then an in-place running sum (no buffered casting)
+            np.negative(inc[order[k]], out=inc[order[k]])
+    inc *= half
+    inc[:, cut] = 0.0
+    pair[0] = 0.0
+    last[0] = 0.0
+    # float64 first, then an in-place running sum (no buffered casting)
+    pair[1:, 0], pair[1:, 1], last[1:] = inc[order[0]], inc[order[1]], inc[order[2]]
     z = pair.view(np.complex128)[:, 0]
-    np.cumsum(z, out=z)
-    np.cumsum(last, out=last)
+    z.cumsum(out=z)
+    last.cumsum(out=last)
     return pair, last
 
 
@@ -535,7 +624,7 @@ def _level_rows(acc: np.ndarray, tilt, obl, rot) -> np.ndarray:
 def _block_integral(rates: np.ndarray, span: np.ndarray) -> np.ndarray:
     """Integral of block-mean rates (N, k) up to each block's middle; ``span`` = block lengths, s."""
     inc = rates.T * span                      # (k, N): each running sum over one contiguous row
-    out = np.cumsum(inc, axis=1)
+    out = inc.cumsum(axis=1)
     inc *= 0.5
     out -= inc
     return out.T
@@ -550,7 +639,7 @@ def _block_starts(t: np.ndarray, fs: float, d: int) -> np.ndarray:
     new = np.empty(len(t), dtype=bool)
     new[0] = True
     np.not_equal(blk[1:], blk[:-1], out=new[1:])
-    return np.flatnonzero(new)
+    return new.nonzero()[0]
 
 
 def _ends(t: np.ndarray, fade_s: float):
@@ -558,25 +647,35 @@ def _ends(t: np.ndarray, fade_s: float):
     recording is short or ``fade_s`` is not a positive time): elsewhere :func:`_taper` is exactly 1."""
     if not (fade_s > 0 and np.isfinite(fade_s)):
         return slice(None)
-    lo = int(np.searchsorted(t, t[0] + 1.5 * fade_s))
-    hi = int(np.searchsorted(t, t[-1] - 1.5 * fade_s))
-    return np.r_[0:lo, hi:len(t)] if lo < hi else slice(None)
+    lo = int(t.searchsorted(t[0] + 1.5 * fade_s))
+    hi = int(t.searchsorted(t[-1] - 1.5 * fade_s))
+    # when the ends are most of the samples (a short window), all of them: no gathers, and the product
+    # with the taper's exact 1s in between leaves those numbers as they are
+    if lo >= hi or 2 * (lo + len(t) - hi) >= len(t):
+        return slice(None)
+    return np.concatenate((np.arange(lo), np.arange(hi, len(t))))
 
 
 def _taper(t: np.ndarray, fade_s: float, sel, fade_end_s: float | None = None) -> np.ndarray:
     """0 -> 1 over ``fade_s`` from each end of ``t`` (over ``fade_end_s`` from the last one, none if 0), at the
     samples ``sel``."""
     if fade_end_s is None or fade_end_s == fade_s:
-        return np.clip(np.minimum(t[sel] - t[0], t[-1] - t[sel]) / fade_s, 0.0, 1.0)
-    tail = (t[-1] - t[sel]) / fade_end_s if fade_end_s > 0 else np.inf
-    return np.clip(np.minimum((t[sel] - t[0]) / fade_s, tail), 0.0, 1.0)
+        x = np.minimum(t[sel] - t[0], t[-1] - t[sel]) / fade_s
+    else:
+        tail = (t[-1] - t[sel]) / fade_end_s if fade_end_s > 0 else np.inf
+        x = np.minimum((t[sel] - t[0]) / fade_s, tail)
+    if not fade_s > 0:
+        return np.clip(x, 0.0, 1.0)
+    # clip without its wrapper: with a positive fade no x is -0.0 (on which maximum and clip differ)
+    np.maximum(x, 0.0, out=x)
+    return np.minimum(x, 1.0, out=x)
 
 
 def _regular_blocks(starts: np.ndarray, n: int, d: int) -> bool:
     """True when every block but the first and the last holds exactly ``d`` samples (no lost samples)."""
     m = len(starts)
     return bool(d > 1 and m > 2 and starts[-1] - starts[1] == (m - 2) * d and n - starts[-1] <= d
-                and (np.diff(starts[1:]) == d).all())
+                and (starts[2:] - starts[1:-1] == d).all())
 
 
 def _block_sums(x: np.ndarray, starts: np.ndarray, d: int, regular: bool | None = None) -> np.ndarray:
@@ -631,7 +730,14 @@ def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None"
     detrended (their slow part comes from gravity) and yaw segments are placed on the heading path
     integrated from the low-passed yaw rate, which bridges the gaps.
     """
-    if rate is None:
+    fcs = (cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz)
+    slow = None
+    if rate is None and segs is None:
+        # nothing changes the angles in between: the rate is low-passed in the same call (columns are
+        # filtered independently, so the numbers are the same)
+        both = grid.smooth((ang, yaw_rate), fcs + (cfg.fc_heading_hz,))
+        slow, rate = both[:, :3], both[:, 3].copy()
+    elif rate is None:
         rate = grid.smooth(yaw_rate, cfg.fc_heading_hz)
     if segs is not None:
         segs.detrend(ang[:, :2], t)
@@ -639,11 +745,13 @@ def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None"
         path -= ang[:, 2]
         ang[:, 2] += _seg_mean(segs, path)
         del path
-    slow = grid.smooth(ang, np.array([cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz]))
+    if slow is None:
+        slow = grid.smooth(ang, fcs)
     hp = np.empty((len(ang), 2), order="F")          # contiguous columns
-    hp[:, 0] = ang[:, 0] - grid.back(slow[:, 0])
-    hp[:, 1] = ang[:, 1] - grid.back(slow[:, 1])
-    rot = ang[:, 2] - grid.back(slow[:, 2])
+    back = grid.back(np.ascontiguousarray(slow.T))   # (3, N) rows, one call
+    np.subtract(ang[:, 0], back[0], out=hp[:, 0])
+    np.subtract(ang[:, 1], back[1], out=hp[:, 1])
+    rot = ang[:, 2] - back[2]
     return hp, rot, rate
 
 

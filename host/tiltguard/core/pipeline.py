@@ -63,7 +63,7 @@ def kinematics(rec: Recording, config: AnalysisConfig | None = None, mounting: M
     acc = np.asarray(rec.acc_g, dtype=np.float64)
     if len(acc) < 2:
         raise InputError("recording has fewer than 2 samples")
-    all_finite = bool(np.isfinite(np.sum(acc)))      # one quick whole-array test first: usually true
+    all_finite = bool(np.isfinite(acc.sum()))      # one quick whole-array test first: usually true
     if not all_finite and not np.isfinite(acc).any():
         raise InputError("the accelerometer columns hold no numbers")
     # activity and orientation both work on float32 channel rows: convert once and share (read-only)

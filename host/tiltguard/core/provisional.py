@@ -22,12 +22,10 @@ CSVs and the summary wait for the final ones. ``benchmarks/live_latency.py`` pri
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 
 from tiltguard.core import events, metrics
 from tiltguard.core.align import Mounting
@@ -58,10 +56,10 @@ class ProvisionalStrides:
         config = replace(config, orientation=replace(config.orientation, edge_taper_end_s=0.0))
         self.config, self.mounting, self.fs_hz, self.first_run_s = config, mounting, fs_hz, first_run_s
         self.window_s = window_s
-        self._t = np.zeros(0)
-        self._acc = np.zeros((0, 3))
-        self._gyro: np.ndarray | None = None
-        self._ang: np.ndarray | None = None
+        # the last window_s + 1 s of samples: one preallocated (cap, 10) buffer [t, acc, gyro, angles]
+        self._buf = np.full((int(4 * (window_s + 1.0) * fs_hz) + 64, 10), np.nan)
+        self._n = 0
+        self._has = {"gyro": False, "angles": False}   # seen at all (else the look passes None)
         self._flight_min: float | None = None   # minimum |a| of the flight in progress (None: not in flight)
         self._closes: bool | None = None    # does the next contact close a stride? None: look and see
         self._queue: list[tuple[float, float]] = []   # (contact time, samples wanted after it, s) to look at
@@ -98,18 +96,30 @@ class ProvisionalStrides:
         return rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
 
     # ------------------------------------------------------------------ internals
+    @property
+    def _t(self) -> np.ndarray:
+        return self._buf[: self._n, 0]
+
     def _append(self, t, acc, gyro, ang) -> None:
-        keep = int(np.searchsorted(self._t, t[0] - self.window_s - 1.0))   # a burst's contacts need it too
         n = len(t)
-        self._t = np.concatenate((self._t[keep:], t))
-        self._acc = np.concatenate((self._acc[keep:], acc))
-        for name, new in (("_gyro", gyro), ("_ang", ang)):
-            old = getattr(self, name)
-            if new is None and old is None:
-                continue
-            new = np.full((n, 3), np.nan) if new is None else np.asarray(new, dtype=np.float64).reshape(n, 3)
-            old = np.full((len(self._t) - n, 3), np.nan) if old is None else old[keep:]
-            setattr(self, name, np.concatenate((old, new)))
+        if self._n + n > len(self._buf):
+            # keep what a look may still need (a burst's first contacts too), moved to the front
+            keep = int(np.searchsorted(self._t, t[0] - self.window_s - 1.0))
+            kept = self._n - keep
+            if kept + n > len(self._buf):     # a burst longer than the buffer: grow it
+                self._buf = np.concatenate((self._buf, np.full((kept + n, 10), np.nan)))
+            self._buf[:kept] = self._buf[keep: self._n]
+            self._n = kept
+        rows = self._buf[self._n: self._n + n]
+        rows[:, 0] = t
+        rows[:, 1:4] = acc
+        for col, name, new in ((4, "gyro", gyro), (7, "angles", ang)):
+            if new is None:
+                rows[:, col: col + 3] = np.nan
+            else:
+                rows[:, col: col + 3] = np.asarray(new, dtype=np.float64).reshape(n, 3)
+                self._has[name] = True
+        self._n += n
 
     def _contacts(self, acc: np.ndarray, t: np.ndarray) -> list[float]:
         """Times at which a contact's steep rise follows a flight in this block: the look triggers."""
@@ -139,11 +149,12 @@ class ProvisionalStrides:
         (None when it closes none, ``_NOT_YET`` when its rise is not all in)."""
         self.looks += 1
         # the window ends just after the contact, also when a burst (backfill) brought later samples
-        i1 = int(np.searchsorted(self._t, t_contact + after_s, side="right"))
-        i0 = int(np.searchsorted(self._t, self._t[i1 - 1] - self.window_s))
-        rec = Recording(t_s=self._t[i0:i1], acc_g=self._acc[i0:i1],
-                        gyro_dps=None if self._gyro is None else self._gyro[i0:i1],
-                        angles_deg=None if self._ang is None else self._ang[i0:i1])
+        t = self._t
+        i1 = int(np.searchsorted(t, t_contact + after_s, side="right"))
+        i0 = int(np.searchsorted(t, t[i1 - 1] - self.window_s))
+        b = self._buf[i0:i1]
+        rec = Recording(t_s=b[:, 0], acc_g=b[:, 1:4], gyro_dps=b[:, 4:7] if self._has["gyro"] else None,
+                        angles_deg=b[:, 7:10] if self._has["angles"] else None)
         if len(rec.t_s) < 4:
             return None
         kin, _ = kinematics(rec, self.config, self.mounting, self.fs_hz, self.first_run_s)
@@ -184,12 +195,6 @@ class ProvisionalStrides:
 _NOT_YET = "not yet"   # the contact's rise is not all in the data
 
 
-@functools.lru_cache(maxsize=8)
-def _edge_sos(fs_hz: float) -> np.ndarray:
-    """core.events' edge-timing low-pass (designing it costs more than running it on a look's samples)."""
-    return signal.butter(2, min(events.EDGE_LP_HZ, 0.45 * fs_hz), fs=fs_hz, output="sos")
-
-
 def closing_ic(g: events.Grid, t_to_s: float, t_contact: float):
     """Initial contact (s) of the contact at about ``t_contact``, from the samples up to now.
 
@@ -204,7 +209,7 @@ def closing_ic(g: events.Grid, t_to_s: float, t_contact: float):
         return None
     fs = 1.0 / g.dt
     lo = max(0, i_to - int(0.1 * fs))   # some signal before the toe-off: the filter's edge stays out
-    a = signal.sosfiltfilt(_edge_sos(round(fs, 6)), g.acc[lo:, 2])[i_to - lo:]
+    a = events._lowpass(np.ascontiguousarray(g.acc[lo:, 2], dtype=np.float64), events.EDGE_LP_HZ, fs)[i_to - lo:]
     k_floor = int(np.argmin(a[: i_c - i_to + 1]))
     floor = float(a[k_floor])
     rise = a[k_floor:]

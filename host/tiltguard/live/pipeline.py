@@ -524,15 +524,20 @@ class LiveSession:
         nxt, full = self._fed_seq + 1, frames[0].full
         ts, vals = [], []
         for f in frames:   # per frame (one, live)
-            if f.full != full or f.seq != nxt & 0xFFFFFFFF or f.n == 0:
+            if f.full != full or f.seq != nxt & 0xFFFFFFFF or f.n == 0 or f.period_q <= 0:
                 return None
-            ts.append(f.t_us + np.arange(f.n) * (f.period_q * w.PERIOD_LSB_US))
+            ts.append(f.t_us + np.arange(f.n) * (f.period_q * w.PERIOD_LSB_US))   # increasing within a frame
             vals.append(f.values)
             nxt += f.n
-        t = (np.concatenate(ts) - self._origin_us) / 1e6
-        if t[0] <= self._t_fed or (len(t) > 1 and np.diff(t).min() <= 0):
+        if len(frames) == 1:
+            t_us, v = ts[0], vals[0]
+        else:
+            t_us, v = np.concatenate(ts), np.concatenate(vals)
+            if any(a[0] <= b[-1] for a, b in zip(ts[1:], ts[:-1])):   # frames overlap in time
+                return None
+        t = (t_us - self._origin_us) / 1e6
+        if t[0] <= self._t_fed:
             return None
-        v = np.concatenate(vals)
         ang = v[:, 0:3] * w.ANGLE_LSB_DEG
         miss = v[:, 0:3] == w.ANGLE_MISSING
         if miss.all():
