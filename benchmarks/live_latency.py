@@ -71,7 +71,7 @@ def _agreement(s, final) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("session", nargs="?", default=str(ROOT / "data" / "sim-demo-drift"))
-    ap.add_argument("--hop", type=float, default=15.0, help="core.stream hop_s (default 15, as live)")
+    ap.add_argument("--hop", type=float, default=5.0, help="core.stream hop_s (default 5, as live)")
     ap.add_argument("--speed", type=float, default=40.0,
                     help="replay speed for the paced run, where frames arrive one by one (default 40)")
     a = ap.parse_args()

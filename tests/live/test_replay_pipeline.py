@@ -77,6 +77,18 @@ def test_provisional_off_gives_the_same_session_without_live_strides(replayed, d
     close(read_outputs(tmp_path / "s").strides, read_outputs(replayed[0]).strides, ("t_start_s", "t_end_s"), 1e-9)
 
 
+def test_alerts_final_only_at_the_end_are_recorded_not_sent(replayed, drift_run, fast_config, tmp_path):
+    """With a hop longer than the run, every alert becomes final in finish(): alerts.csv still has them all."""
+    cfg = tmp_path / "late.toml"
+    cfg.write_text(fast_config.read_text() + "\n[live]\nhop_s = 1000\nprovisional = false\n")
+    _, summary = live_main(live_args(replay=str(drift_run / "raw.csv"), session=tmp_path / "s", config=str(cfg)))
+    late, first = read_outputs(tmp_path / "s"), read_outputs(replayed[0])
+    assert late.alerts.kind.tolist() == first.alerts.kind.tolist() and len(late.alerts) >= 1
+    assert np.allclose(late.alerts.t_s.to_numpy(float), first.alerts.t_s.to_numpy(float), atol=1e-5)
+    assert late.alerts.sent.isna().all() and summary["alerts"] == len(late.alerts)   # an empty field: nothing sent
+    assert "became final as the session ended" in (tmp_path / "s" / "live.log").read_text()
+
+
 def test_tgl_replay_reproduces_the_session(replayed, fast_config, tmp_path):
     """Replaying a recorded stream.tgl (not the CSV) gives the same strides as the first run."""
     first, second = replayed[0], tmp_path / "b"

@@ -47,8 +47,7 @@ class LiveConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     margin_s: float = 45.0           # core.stream: a stride is final this long after it ended
-    hop_s: float = 15.0              # core.stream: re-analyse after this much new data (the dashboard has
-                                     #   core.provisional's strides meanwhile)
+    hop_s: float = 5.0               # core.stream: re-analyse after this much new data (cues wait for it)
     flush_s: float = 0.25            # session log flush interval (<= 1 s)
     backfill_timeout_s: float = 30.0  # give up on a hole the clip has not resent after this long
     provisional: bool = True         # core.provisional strides for the dashboard (off: less CPU, final only)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import time
 from collections import deque
 from pathlib import Path
@@ -39,6 +40,7 @@ from tiltguard.protocol.stream import StreamDecoder
 from tiltguard.transport.base import LinkEvent, Received, Transport
 
 LOG_NAME = sf.LOG_NAME
+_WAKE = object()   # queue item: look at the stop conditions again
 MESSAGES_NAME = "live.log"
 
 
@@ -129,6 +131,7 @@ class LiveSession:
         self._tokens = 0
         self._replies: dict[int, asyncio.Future] = {}
         self._stop = asyncio.Event()
+        self._items: asyncio.Queue | None = None   # transport items waiting for the consumer
         self._closing = False
         self._writer: SessionLogWriter | None = None
         self._msg_fh = None
@@ -138,6 +141,12 @@ class LiveSession:
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
         self._stop.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the consumer look at its stop conditions again (it waits on the queue without a timeout)."""
+        if self._items is not None and not self._items.full():
+            self._items.put_nowait(_WAKE)
 
     def message(self, text: str) -> None:
         """A line for the dashboard, the plain log and the session's live.log."""
@@ -178,8 +187,9 @@ class LiveSession:
         try:
             async with self.t:  # open the link first: a bad source leaves no session folder behind
                 self._setup()
-                ticker = asyncio.create_task(self._tick())
                 items: asyncio.Queue = asyncio.Queue(maxsize=4096)
+                self._items = items
+                ticker = asyncio.create_task(self._tick())
                 pump = asyncio.create_task(self._pump(self.t.frames(), items))
                 ended = await self._consume(items, self._stop.is_set)
                 if not ended and self.connected and self.t.kind != "replay" and self.decoder.counters.frames_ok:
@@ -211,13 +221,12 @@ class LiveSession:
     async def _consume(self, items: asyncio.Queue, done) -> bool:
         """Handle items until done() is true; returns True when the source ended."""
         while not done():
-            try:
-                item = items.get_nowait()    # no timer and task per frame while frames keep coming
-            except asyncio.QueueEmpty:
-                try:
-                    item = await asyncio.wait_for(items.get(), 0.1)
-                except asyncio.TimeoutError:
-                    continue
+            # no timeout (a timer and a task per frame): the ticker and stop() put _WAKE in the queue instead
+            item = items.get_nowait() if not items.empty() else await items.get()
+            if item is _WAKE:
+                if self._pending:
+                    await self._drain()
+                continue
             if item is None:
                 return True
             if isinstance(item, Received):
@@ -526,7 +535,7 @@ class LiveSession:
         for f in frames:   # per frame (one, live)
             if f.full != full or f.seq != nxt & 0xFFFFFFFF or f.n == 0 or f.period_q <= 0:
                 return None
-            ts.append(f.t_us + np.arange(f.n) * (f.period_q * w.PERIOD_LSB_US))   # increasing within a frame
+            ts.append(f.t_us + _offsets_us(f.n, f.period_q))   # increasing within a frame
             vals.append(f.values)
             nxt += f.n
         if len(frames) == 1:
@@ -538,15 +547,16 @@ class LiveSession:
         t = (t_us - self._origin_us) / 1e6
         if t[0] <= self._t_fed:
             return None
-        ang = v[:, 0:3] * w.ANGLE_LSB_DEG
-        miss = v[:, 0:3] == w.ANGLE_MISSING
-        if miss.all():
-            ang = None
-        elif miss.any():
-            ang[miss] = np.nan
-        gyro = v[:, 6:9] * w.GYRO_LSB_DPS if full else None
+        x = v * (_SCALE if full else _SCALE[:6])          # one pass to physical units
+        ang = x[:, 0:3]
+        if v[:, 0:3].min() == w.ANGLE_MISSING:          # the int16 minimum: a quick test first
+            miss = v[:, 0:3] == w.ANGLE_MISSING
+            if miss.all():
+                ang = None
+            else:
+                ang[miss] = np.nan
         self._fed_seq, self._t_fed = nxt - 1, float(t[-1])
-        return t, v[:, 3:6] * w.ACC_LSB_G, gyro, ang
+        return t, x[:, 3:6], x[:, 6:9] if full else None, ang
 
     def _provisional(self, block: tuple, t_rx: float) -> None:
         """The stride that just ended, for the dashboard (``core.provisional``); never the cues or CSVs."""
@@ -651,6 +661,7 @@ class LiveSession:
                     and self.rx_samples and not self._stop.is_set():  # said once, not on every tick
                 self.message(f"no samples for {self.idle_exit_s:g} s: ending the session")
                 self.stop()
+            self._wake()
 
     def flush(self) -> None:
         if self._writer:
@@ -675,6 +686,11 @@ class LiveSession:
         self._writer.close()
         st = self.stats()
         if res is not None:
+            # alerts the analyser made final only now, at the end: recorded, but the run is over (not sent)
+            for row in res.alerts.iloc[len(self.alert_rows):].to_dict("records"):
+                row["sent"] = ""
+                self.alert_rows.append(row)
+                self.message(f"alert {row['kind']} at {row['t_s'] / 60:.1f} min became final as the session ended")
             alerts = pd.DataFrame(self.alert_rows, columns=sf.ALERTS_COLUMNS)
             summary = dict(res.summary)
             summary["alerts"] = int(len(alerts))
@@ -694,6 +710,17 @@ class LiveSession:
         if self._msg_fh:
             self._msg_fh.close()
         return self.summary
+
+
+_SCALE = np.array([w.ANGLE_LSB_DEG] * 3 + [w.ACC_LSB_G] * 3 + [w.GYRO_LSB_DPS] * 3)   # wire units -> deg, g, dps
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets_us(n: int, period_q: int) -> np.ndarray:
+    """Sample times within a frame after its first, us (the same arithmetic as frames.decode_data_frames)."""
+    out = np.arange(n) * (period_q * w.PERIOD_LSB_US)
+    out.flags.writeable = False
+    return out
 
 
 def _now_iso() -> str:
