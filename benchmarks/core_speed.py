@@ -3,7 +3,6 @@
     python benchmarks/core_speed.py [--minutes 60] [--repeats 3] [--no-skdh]
 
 - floor: ``np.copy`` of the raw arrays (t, acc, gyro as one (N, 7) float64 array): one memory-bandwidth pass.
-  Also measured in interleaved pairs (copy, analyze), whose median ratio is robust to load that varies.
 - core: ``tiltguard.core.pipeline.analyze`` (arrays in memory -> steps, strides, alerts, curves, summary).
 - CLI: ``tiltguard analyze raw.csv -o OUT`` in a fresh interpreter (file -> files, interpreter start included).
 - peer: scikit-digital-health's lumbar gait pipeline (``skdh.gait.GaitLumbar``) on the same samples, given the
@@ -108,13 +107,6 @@ def main(argv=None) -> int:
 
     t_floor, _ = timed(lambda: np.copy(raw), max(9, 3 * args.repeats), "floor")
     t_core, an = timed(lambda: analyze(rec), args.repeats, "core")
-    # the same ratio from interleaved pairs (a copy, then an analysis): load that comes and goes during the
-    # run hits both sides of each pair alike, so the median of the pair ratios is the steadier figure
-    pairs = []
-    for _ in range(max(5, 2 * args.repeats)):
-        f, _ = timed(lambda: np.copy(raw), 3, "pair_floor")
-        c, _ = timed(lambda: analyze(rec), 1, "pair_core")
-        pairs.append(c / f)
     tracemalloc.start()
     analyze(rec)
     _, peak = tracemalloc.get_traced_memory()
@@ -159,8 +151,6 @@ def main(argv=None) -> int:
     print(f"\nfloor  np.copy                       {t_floor * 1000:8.1f} ms")
     print(f"core   analyze (arrays -> outputs)     {t_core:8.2f} s = {t_core / t_floor:6.1f} single passes "
           f"(target <= 40)")
-    print(f"       interleaved pairs (copy, analyze) x {len(pairs)}: median {np.median(pairs):.1f} single passes "
-          f"(range {min(pairs):.1f}-{max(pairs):.1f})")
     print(f"  of which events+metrics+curves      {t_stage:8.2f} s = {t_stage / t_floor:6.1f} single passes")
     print(f"CLI    file -> files ({size_mb:.0f} MB CSV)   {t_cli:8.2f} s = {t_cli / t_floor:6.1f} single passes   [{cli_note}]")
     c = CPU
