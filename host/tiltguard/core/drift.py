@@ -158,11 +158,7 @@ class DriftDetector:
         out: list[dict] = []
         kind = "anterior_tilt_drift"
         if not self.active[kind]:
-            cus = self.tilt          # _Cusum.step written out: this runs once per stride
-            if cus.s == 0.0 and e > cus.k:
-                cus.t_left_zero = t - dt
-            cus.s = min(max(0.0, cus.s + (e - cus.k) * dt), 2.0 * cus.h)
-            fired = cus.s >= cus.h
+            fired = self.tilt.step(t, e, dt)
             recent = self._recent_sum / len(self._recent)
             if fired and recent > c.k_on_deg and t - self.last_event[kind] >= c.cooldown_s:
                 self.active[kind] = True
@@ -188,10 +184,7 @@ class DriftDetector:
                     self.active[kind] = False
                     cus.reset()
                 continue
-            if cus.s == 0.0 and ex > cus.k:   # _Cusum.step written out
-                cus.t_left_zero = t - dt
-            cus.s = min(max(0.0, cus.s + (ex - cus.k) * dt), 2.0 * cus.h)
-            if cus.s >= cus.h and t - self.last_event[kind] >= c.cooldown_s:
+            if cus.step(t, ex, dt) and t - self.last_event[kind] >= c.cooldown_s:
                 self.active[kind] = True
                 self.last_event[kind] = t
                 out.append(self._alert(t, kind, ex, base))
@@ -340,15 +333,10 @@ class DriftDetector:
         j, n = 0, len(e)
         while j < n:
             if not self.active[kind]:
-                if tl.s == 0.0:
-                    j = _next(rise, j, n)
-                    if j >= n:
-                        break
-                    if e[j] > tl.k:
-                        tl.t_left_zero = t[j] - dt[j]
-                v = tl.s + (e[j] - tl.k) * dt[j]
-                tl.s = min(max(0.0, v), 2.0 * tl.h)
-                if tl.s >= tl.h:
+                j = _resume(tl, rise, j, n)
+                if j >= n:
+                    break
+                if tl.step(t[j], e[j], dt[j]):
                     m = mean(j)
                     if m > c.k_on_deg and t[j] - self.last_event[kind] >= c.cooldown_s:
                         self.active[kind] = True
@@ -359,15 +347,10 @@ class DriftDetector:
                         rc.reset()
             else:
                 # recovery CUSUM accumulates (k_off - excess): x = -excess against k = -k_off
-                if rc.s == 0.0:
-                    j = _next(fall, j, n)
-                    if j >= n:
-                        break
-                    if -e[j] > rc.k:
-                        rc.t_left_zero = t[j] - dt[j]
-                v = rc.s + (-e[j] - rc.k) * dt[j]
-                rc.s = min(max(0.0, v), 2.0 * rc.h)
-                if rc.s >= rc.h:
+                j = _resume(rc, fall, j, n)
+                if j >= n:
+                    break
+                if rc.step(t[j], -e[j], dt[j]):
                     self.active[kind] = False
                     self.last_event[kind] = t[j]
                     tl.reset()
@@ -393,27 +376,28 @@ class DriftDetector:
                 self.active[kind] = False
                 cus.reset()
             else:
-                if cus.s == 0.0:
-                    j = _next(rise, j, n)
-                    if j >= n:
-                        break
-                x = ex[j]
-                if not math.isnan(x):         # NaN: no value, nothing changes
-                    if cus.s == 0.0 and x > cus.k:
-                        cus.t_left_zero = t[j] - dt[j]
-                    v = cus.s + (x - cus.k) * dt[j]
-                    cus.s = min(max(0.0, v), 2.0 * cus.h)
-                    if cus.s >= cus.h and t[j] - self.last_event[kind] >= c.cooldown_s:
-                        self.active[kind] = True
-                        self.last_event[kind] = t[j]
-                        events.append((j, order, self._alert(t[j], kind, x, base)))
+                j = _resume(cus, rise, j, n)
+                if j >= n:
+                    break
+                x = ex[j]            # NaN: no value, nothing changes
+                if not math.isnan(x) and cus.step(t[j], x, dt[j]) and t[j] - self.last_event[kind] >= c.cooldown_s:
+                    self.active[kind] = True
+                    self.last_event[kind] = t[j]
+                    events.append((j, order, self._alert(t[j], kind, x, base)))
             j += 1
+
 
 def _where(a: np.ndarray, k: float, below: bool = False, every: bool = False) -> list[int]:
     """Ascending indices of the values of ``a`` above ``k`` (below, with ``below``); every non-NaN index with
     ``every``. NaN is never above or below."""
     hit = ~np.isnan(a) if every else (a < k if below else a > k)
     return np.flatnonzero(hit).tolist()
+
+
+def _resume(cus: _Cusum, idx: list[int], j: int, n: int) -> int:
+    """Where ``cus`` next changes from stride ``j`` on: here, unless it is at rest (0), which only the strides
+    ``idx`` can end (``n``: none left)."""
+    return _next(idx, j, n) if cus.s == 0.0 else j
 
 
 def _next(idx: list[int], j: int, n: int) -> int:
