@@ -44,6 +44,23 @@ try:    # the compiled loop behind signal.sosfilt: on a 10 s window its Python w
 except ImportError:     # pragma: no cover - a scipy without it: the public wrapper, the same numbers
     _sosfilt = None
 
+def _private_sosfilt_ok() -> bool:
+    """The private compiled loop still takes these arguments and gives ``signal.sosfilt``'s numbers (checked
+    once, at import: a scipy that changed it falls back to the public wrapper instead of failing mid-run)."""
+    sos = signal.butter(2, 0.2, output="sos")
+    x = np.arange(32.0) ** 1.5
+    zi = signal.sosfilt_zi(sos) * x[0]
+    try:
+        y = x.copy()
+        _sosfilt(sos, y.reshape(1, -1), zi.reshape(1, len(sos), 2).copy())
+        return bool(np.array_equal(y, signal.sosfilt(sos, x, zi=zi)[0]))
+    except Exception:  # noqa: BLE001 - any failure: use the public wrapper
+        return False
+
+
+if _sosfilt is not None and not _private_sosfilt_ok():   # pragma: no cover
+    _sosfilt = None
+
 IC_LEVEL_G = 0.10        # rise above the flight floor that marks initial contact
 TO_LEVEL_G = 0.25        # fall to this far above the floor marks toe-off (the sacrum lags the foot at push-off)
 EDGE_LP_HZ = 30.0        # low-pass for edge timing
