@@ -77,6 +77,22 @@ def test_provisional_off_gives_the_same_session_without_live_strides(replayed, d
     close(read_outputs(tmp_path / "s").strides, read_outputs(replayed[0]).strides, ("t_start_s", "t_end_s"), 1e-9)
 
 
+def test_fast_frame_path_equals_the_general_decoder(replayed, drift_run, fast_config, tmp_path, monkeypatch):
+    """Frames that just continue the stream skip the general decoder; without that shortcut the session is
+    the same (samples, strides, alerts)."""
+    from tiltguard.live.pipeline import LiveSession
+
+    monkeypatch.setattr(LiveSession, "_continuing", lambda self, frames: None)
+    _, summary = live_main(live_args(replay=str(drift_run / "raw.csv"), session=tmp_path / "s",
+                                     config=str(fast_config)))
+    slow, fast = read_outputs(tmp_path / "s"), read_outputs(replayed[0])
+    assert summary["link"]["samples_received"] == replayed[1]["link"]["samples_received"]
+    close(slow.strides, fast.strides, ("t_start_s", "t_end_s"), 1e-9)
+    close(slow.steps, fast.steps, ("t_ic_s", "t_to_s"), 1e-9)
+    assert slow.alerts.kind.tolist() == fast.alerts.kind.tolist()
+    assert summary["live"]["provisional_strides"] == replayed[1]["live"]["provisional_strides"] > 0
+
+
 def test_alerts_final_only_at_the_end_are_recorded_not_sent(replayed, drift_run, fast_config, tmp_path):
     """With a hop longer than the run, every alert becomes final in finish(): alerts.csv still has them all."""
     cfg = tmp_path / "late.toml"

@@ -68,7 +68,7 @@ class ProvisionalStrides:
         self._after_s = max(LOOK_AFTER_S, 2.0 / fs_hz)   # at least two samples
         self.given = 0                      # strides given
         self.read_s: list[float] = []       # per recent stride given: the newest sample its look used, s
-        self._none = pd.DataFrame(columns=STRIDES_COLUMNS, dtype=float)   # shared: most blocks close nothing
+        self._none = pd.DataFrame(columns=STRIDES_COLUMNS, dtype=float)   # shared (read-only): most blocks close nothing
 
     def feed(self, t_s, acc_g, gyro_dps=None, angles_deg=None) -> pd.DataFrame:
         """Add a block of in-order samples (device frame); returns the strides closed so far (usually none)."""
@@ -79,21 +79,21 @@ class ProvisionalStrides:
         self._append(t, acc, gyro_dps, angles_deg)
         # a look waits until the samples it uses are in, so any block sizes give the same strides
         self._queue += [(tc, self._after_s) for tc in self._contacts(acc, t)]
-        rows: list[pd.DataFrame] = []
+        found: list[pd.DataFrame] = []
         while self._queue and t[-1] >= self._queue[0][0] + self._queue[0][1]:   # one round per contact
             tc, after = self._queue.pop(0)
             if self._closes is False:
                 self._closes = True
                 continue
-            row = self._look(tc, after)
-            if row is _NOT_YET:
+            stride = self._look(tc, after)
+            if stride is _NOT_YET:
                 if 2 * after <= MAX_WAIT_S:    # a slow rise: look again with more samples
                     self._queue.insert(0, (tc, 2 * after))
-            elif row is not None:
-                rows.append(row)
-        if not rows:
+            elif stride is not None:
+                found.append(stride)
+        if not found:
             return self._none
-        return rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
+        return found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
 
     # ------------------------------------------------------------------ internals
     @property

@@ -97,8 +97,8 @@ class LiveSession:
         self.analyzer = StreamAnalyzer(self.cfg.analysis, margin_s=self.cfg.margin_s, hop_s=self.cfg.hop_s)
         self.cues = Cues(self.cfg.alerts)
         self.provisional: ProvisionalStrides | None = None   # once the analyser has calibrated
-        self.last_final_stride: dict | None = None
-        self._provisional_parts: list[pd.DataFrame] = []
+        self._provisional_rows: list[np.ndarray] = []   # (k, STRIDES_COLUMNS) float rows: a frame each would
+                                                         # cost kilobytes per stride over a long run
         self.resumed = False
         self.messages: list[str] = []
         self.status: fr.Status | None = None
@@ -172,9 +172,8 @@ class LiveSession:
     @property
     def provisional_rows(self) -> pd.DataFrame:
         """Every provisional stride given so far (the dashboard shows the last)."""
-        if not self._provisional_parts:
-            return pd.DataFrame(columns=sf.STRIDES_COLUMNS, dtype=float)
-        return pd.concat(self._provisional_parts, ignore_index=True)
+        rows = np.concatenate(self._provisional_rows) if self._provisional_rows else np.zeros((0, len(sf.STRIDES_COLUMNS)))
+        return pd.DataFrame(rows, columns=sf.STRIDES_COLUMNS)
 
     def stats(self) -> dict:
         s = self.decoder.stats()
@@ -569,7 +568,7 @@ class LiveSession:
         self._block_ends.append(newest)
         new = self.provisional.feed(*block)
         if len(new):
-            self._provisional_parts.append(new)
+            self._provisional_rows.append(new[sf.STRIDES_COLUMNS].to_numpy(float))
             self.last_stride = new.iloc[-1].to_dict()
             g = [self.last_stride.get(k) for k in ("gct_l_ms", "gct_r_ms")]
             g = [float(x) for x in g if x is not None and np.isfinite(x)]
@@ -615,9 +614,8 @@ class LiveSession:
                 self.last_gct_ms = float(g.iloc[-4:].mean())
         if len(upd.strides):
             self._tables["strides"].append(upd.strides)
-            self.last_final_stride = upd.strides.iloc[-1].to_dict()
-            if self.provisional is None:
-                self.last_stride = self.last_final_stride
+            if self.provisional is None:   # not calibrated yet (or switched off): the final strides are the latest
+                self.last_stride = upd.strides.iloc[-1].to_dict()
             if not replay:
                 self.latency_final_s.append(time.perf_counter() - t_rx)
         new = []
