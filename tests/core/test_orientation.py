@@ -160,9 +160,11 @@ def test_euler_matrix_round_trip_and_signs(seed):
 
 
 def test_no_per_sample_python_loops():
-    """Loops in these modules may run over channels, sections or strides, never over samples."""
+    """Loops in these modules may run over channels, sections, strides or the few sample slots of a ~50 Hz
+    block (``slots``: one whole-array operation per slot), never over samples."""
     allowed = ("range(cols.shape[1])", "range(x.shape[1])", "range(3)", "data.items()", "values.items()",
-               "NEEDS_GYRO", "curves.columns", "self.blocks", "parts", "cols", "np.unique(fcs)", "enumerate(sel)")
+               "NEEDS_GYRO", "curves.columns", "self.blocks", "parts", "cols", "np.unique(fcs)", "enumerate(sel)",
+               "slots")
     for name in ("angles.py", "align.py", "orientation.py", "activity.py", "pipeline.py"):
         tree = ast.parse((CORE / name).read_text())
         for node in ast.walk(tree):

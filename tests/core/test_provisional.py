@@ -12,6 +12,7 @@ import pytest
 from tiltguard.core.pipeline import AnalysisConfig, analyze
 from tiltguard.core.provisional import ProvisionalStrides
 from tiltguard.formats.raw import Recording
+from tiltguard.formats.session import STRIDES_COLUMNS
 from tiltguard.sim import SimConfig, simulate
 
 CORE = Path(__file__).resolve().parents[2] / "host" / "tiltguard" / "core"
@@ -38,7 +39,7 @@ def _feed(rec: Recording, batch, blocks) -> tuple[pd.DataFrame, ProvisionalStrid
         g = None if rec.gyro_dps is None else rec.gyro_dps[i:i + n]
         new = p.feed(rec.t_s[i:i + n], rec.acc_g[i:i + n], g)
         if len(new):
-            out.append(new.assign(t_given_s=rec.t_s[i:i + n][-1]))
+            out.append(pd.DataFrame(new, columns=STRIDES_COLUMNS).assign(t_given_s=rec.t_s[i:i + n][-1]))
         i += n
     return pd.concat(out, ignore_index=True), p
 

@@ -314,14 +314,19 @@ def _butter_sos(fc: float, fs: float) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _lowpass(x: np.ndarray, fc: float, fs: float) -> np.ndarray:
-    """``signal.sosfiltfilt(sos, x)`` (odd padding) of a 1-D float64 x, step by step as scipy does it but
-    with the cached initial conditions: the same numbers, without the per-call setup."""
+    """``signal.sosfiltfilt(sos, x)`` (odd padding) of a 1-D float64 x (or float32: the numbers of its float64
+    copy), step by step as scipy does it but with the cached initial conditions: the same numbers, without
+    the per-call setup."""
     fc = min(fc, 0.45 * fs)
     if len(x) <= 15:
-        return x.copy()
+        return x.astype(np.float64)
     sos, zi, edge = _butter_sos(float(fc), float(fs))
     # odd extension at both ends; forward, then backward, each started in steady state (filtered in place)
-    y = np.concatenate((2 * x[0] - x[edge:0:-1], x, 2 * x[-1] - x[-2:-(edge + 2):-1]), dtype=np.float64)
+    n = len(x)
+    y = np.empty(n + 2 * edge)
+    np.subtract(2 * np.float64(x[0]), x[edge:0:-1].astype(np.float64), out=y[:edge])
+    y[edge: edge + n] = x
+    np.subtract(2 * np.float64(x[-1]), x[-2:-(edge + 2):-1].astype(np.float64), out=y[edge + n:])
     _sosfilt_inplace(sos, y, zi * y[0])
     y = y[::-1].copy()
     _sosfilt_inplace(sos, y, zi * y[0])
@@ -349,12 +354,29 @@ def _windows(x: np.ndarray, lo: np.ndarray, lens: np.ndarray, fill: float) -> np
     if w == 0 or n == 0:
         return np.full((len(lo), w), fill)
     # rows of a sliding-window view (a contiguous copy per row, far cheaper than an element gather on long
-    # records) over x followed by w copies of its last value: a window reaching past the end reads that
-    # value, as a clipped gather would, and needs no separate handling
-    xp = np.concatenate((x, np.full(w, x[-1])))
-    st = xp.strides[0]
-    # (the view made directly on the new contiguous buffer: as_strided's own set-up costs more still)
-    v = np.ndarray((n + 1, w), xp.dtype, xp, 0, (st, st))[np.minimum(lo, n)]
+    # records); a window reaching past the end reads x's last value there, as a clipped gather would
+    if n < 65536:
+        # a short series: the view over x followed by w copies of its last value (one copy of x)
+        xp = np.concatenate((x, np.full(w, x[-1])))
+        st = xp.strides[0]
+        # (the view made directly on the new contiguous buffer: as_strided's own set-up costs more still)
+        v = np.ndarray((n + 1, w), xp.dtype, xp, 0, (st, st))[np.minimum(lo, n)]
+    else:
+        # a long one: the view over x itself; the few rows reaching past its end come from a short padded
+        # copy of the tail (no copy of the whole of x)
+        x = np.ascontiguousarray(x)
+        st = x.strides[0]
+        k = max(n - w + 1, 0)                       # windows starting before k lie within x
+        tail0 = min(k, n - 1)
+        tail = np.concatenate((x[tail0:], np.full(w, x[-1])))
+        lo_c = np.minimum(lo, n)
+        inner = lo_c < k
+        if inner.all():
+            v = np.ndarray((k, w), x.dtype, x, 0, (st, st))[lo_c]
+        else:
+            v = np.empty((len(lo), w), x.dtype)
+            v[inner] = np.ndarray((k, w), x.dtype, x, 0, (st, st))[lo_c[inner]] if k else v[inner]
+            v[~inner] = np.ndarray((len(tail) - w + 1, w), x.dtype, tail, 0, (st, st))[lo_c[~inner] - tail0]
     v[np.arange(w) >= lens[:, None]] = fill
     return v
 
@@ -429,8 +451,8 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     # the signal is used wherever it is valid; only humps inside running count as steps, so a step right at
     # the start of a running stretch still has its flight before it
     all_ok = bool(g.data.all())
+    # (float32 kinematics stay float32 here: the filter and the block means work in float64 on their own)
     up = g.acc[:, 2] if all_ok else np.where(g.data, g.acc[:, 2], 1.0)
-    up = up.astype(np.float64)       # a float64 copy either way (filters and block means work in float64)
     a = _lowpass(up, EDGE_LP_HZ, fs)
     # One hump per step, found on a ~50 Hz block-mean copy (humps are ~0.2 s wide; 4x less work at 200 Hz).
     q = max(1, int(fs // PEAK_FS_HZ))
@@ -558,16 +580,17 @@ def _all_in_blocks(mask: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
 
 
 def _block_mean(x: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
-    """Means of the ``nd`` blocks ``x[o + k q: o + (k + 1) q]`` (float64 ``x``), summed as ``np.add.reduceat``
+    """Means of the ``nd`` blocks ``x[o + k q: o + (k + 1) q]`` (float64 ``x``, or float32 summed in float64: the
+    numbers of its float64 copy), summed as ``np.add.reduceat``
     sums them: the first element plus a running sum of the others from -0.0 (for blocks of up to 8), here
     over one contiguous row per slot (3x faster than reduceat's per-block loop)."""
     if q == 1:
         return x[o:o + nd].astype(float)
     v = x[o:o + nd * q].reshape(nd, q)
     if q > 8:
-        s = np.add.reduceat(x[o:o + nd * q], np.arange(0, nd * q, q))
+        s = np.add.reduceat(x[o:o + nd * q], np.arange(0, nd * q, q), dtype=np.float64)
     else:
-        s = np.add.reduce(np.ascontiguousarray(v[:, 1:].T), axis=0, initial=-0.0)
+        s = np.add.reduce(np.ascontiguousarray(v[:, 1:].T), axis=0, initial=-0.0, dtype=np.float64)
         np.add(v[:, 0], s, out=s)
     s /= q
     return s
@@ -641,6 +664,13 @@ def _interp_at(x: np.ndarray, fidx: np.ndarray, nan0: bool = False) -> np.ndarra
     """x (1-D, or 2-D along axis 0) linearly interpolated at fractional indices fidx (clamped to the ends)."""
     i = _clip(np.floor(fidx).astype(int), 0, len(x) - 2)
     w = _clip(fidx - i, 0, 1)
+    if x.ndim == 2 and len(i) >= 1024 and x.T.flags.c_contiguous:
+        # many points on columns of channel-major kinematics: gather along the contiguous rows (the same
+        # values, far cheaper than picking rows of a strided view; a few points: fewer calls below)
+        x01 = x.T.take(np.stack((i, i + 1)), axis=1)        # (k, 2, M)
+        if nan0:
+            x01 = np.nan_to_num(x01)
+        return (x01[:, 0] * (1 - w) + x01[:, 1] * w).T
     if x.ndim == 2:
         w = w[:, None]
     x01 = x[np.stack((i, i + 1))]      # both neighbours in one gather

@@ -2,19 +2,26 @@
 
 How (all steps are whole-array operations):
 
-1. Rotate accelerometer and gyro into the body forward/left/up frame with the estimated mounting and
-   remove the gyro bias found while standing (float32: the sensors are 16-bit).
-2. Slow parts come from gravity. On a ~50 Hz copy, small-angle gyro angles are split into fast parts;
-   the specific force de-rotated by them is averaged on a fixed 0.1 s time grid and low-passed
-   (``sosfiltfilt``); over whole strides its mean is gravity, so its direction gives the slow tilt and
+1. Rotate accelerometer and gyro into the body forward/left/up frame (the gyro into the pelvis frame, an
+   output) with the estimated mounting and remove the gyro bias found while standing (float32: the
+   sensors are 16-bit).
+2. Slow parts come from gravity. On a ~50 Hz copy (means over blocks of sample slots on the absolute
+   time grid), small-angle gyro angles are split into fast parts; the specific force de-rotated by them is
+   averaged on a fixed 0.1 s time grid (bins hold whole blocks) and low-passed (Hann-window normalised
+   convolution); over whole strides its mean is gravity, so its direction gives the slow tilt and
    obliquity even under 2-3 g running accelerations. Turns (centripetal force) and the seconds around a
-   change of activity (pace changes) count less (normalised convolution).
-3. Fast parts come from the gyro at the full rate: Euler-angle rates integrated (trapezoid + ``cumsum``).
+   change of activity (pace changes) count less.
+3. Fast parts come from the gyro at the full rate: Euler-angle rates integrated (trapezoid increments).
    The exact rates of the conventions' rotation order differ from the small-angle ones by coupling terms
    (pelvic rotation x obliquity rectifies into a steady tilt ramp); those are evaluated on the 50 Hz copy
    at the first-pass angles, integrated, and added.
    ``angle = gyro_angle + LP(gravity_angle - gyro_angle)``: an exact complementary split, zero phase, and a
-   constant gyro bias (a ramp in the integral) passes through the low-pass and cancels.
+   constant gyro bias (a ramp in the integral) passes through the low-pass and cancels. The low-passed
+   angles are bin means of block sums, and the corrections and slow parts reach the samples as one block
+   series, linear between block centres. Without lost samples or gaps the blocks are (blocks, slots)
+   views: the running sum runs over the block totals (float64) and within each block (float32), and the
+   full rate sees a few whole-array operations per slot (:func:`_angles_regular`); otherwise the angles
+   are integrated sample by sample (``cumsum``, :func:`_angles_general`), the same numbers up to rounding.
 4. Nothing is integrated across a gap: each gap-free segment gets its own constant (tilt/obliquity: its
    Hann-tapered trend is replaced by the gravity one; yaw: placed on the heading path integrated from the
    low-passed yaw rate). Rotation is yaw minus its low-passed version (the running heading).
@@ -77,17 +84,36 @@ class _Grid:
         # first sample of every non-empty bin (samples are in time order): bin sums by one reduceat
         self._first = (count.cumsum() - count)[self.full]   # (methods: no wrapper)
         self._all_full = len(self._first) == self.nb
+        # the same number q of samples in every bin but the first and the last (a regular block grid: 5
+        # blocks per bin)? Then the inner bins are summed slot by slot: (q, start of bin 1, end of bin nb - 2)
+        self._reg = None
+        if self.nb >= 3 and count[0] > 0 and count[-1] > 0 and count[1] > 0 and (count[1:-1] == count[1]).all():
+            self._reg = (int(count[1]), int(count[0]), int(len(t_s) - count[-1]))
         self._count_max = self._ckey = None
         # bin centres: the same numbers as ``like``'s when the bins are (same nb, b0 and bin_s)
         same = like is not None and like.fs == 1.0 / bin_s
         self.tc = like.tc if same else (np.arange(self.nb) + self.b0 + 0.5) * bin_s
         self.t = t_s
         self.fs = 1.0 / bin_s
-        self._rep = self._f = None
+        self._rep = self._f = self._work = self._j = None
 
     def sums(self, col: np.ndarray) -> np.ndarray:
         """Per-bin sums (float64) of one (N,) channel, or of each column of (N, k) ones (one call: numpy
         sums each column alike); empty bins are 0."""
+        if self._reg is not None and len(col) == len(self.t) and len(col) >= _SLOTS_MIN:
+            # slot by slot over strided views of the (k, N) rows: far faster than reduceat's per-bin loop
+            # (on a long series; on a live window's few bins the one reduceat call costs less)
+            q, a, e = self._reg
+            rows = col.T if col.ndim == 2 else col[None]
+            out = np.empty((len(rows), self.nb))
+            np.add.reduce(rows[:, :a], axis=1, dtype=np.float64, out=out[:, 0])
+            np.add.reduce(rows[:, e:], axis=1, dtype=np.float64, out=out[:, -1])
+            inner = out[:, 1:-1]
+            slots = range(q)
+            inner[...] = rows[:, a: e: q]
+            for s in slots[1:]:
+                inner += rows[:, a + s: e: q]
+            return out.T if col.ndim == 2 else out[0]
         s = np.add.reduceat(col, self._first, axis=0, dtype=np.float64)
         if self._all_full:
             return s
@@ -120,7 +146,23 @@ class _Grid:
         items, x_ndim = (x, 2) if isinstance(x, tuple) else ((x,), x.ndim)
         # the bin sums of every column: one reduceat per item
         cols = [c for s in [self.sums(a) for a in items] for c in (s.T if s.ndim > 1 else (s,))]
-        w = self.count if weight is None else self.count * weight
+        if weight is None:      # the grid's own counts: their maximum once per grid, the filtered ones cached
+            if self._count_max is None:
+                self._count_max = max(float(self.count.max()), 1e-12)
+            out = self._smooth_cols(cols, self.count, fc_hz, None, self._count_max, self._count_key)
+        else:
+            w = self.count * weight
+            out = self._smooth_cols(cols, w, fc_hz, weight, max(float(w.max()), 1e-12), None)
+        return out if x_ndim > 1 else out[:, 0]
+
+    def smooth_sums(self, sums: np.ndarray, w: np.ndarray, fc_hz) -> np.ndarray:
+        """:meth:`smooth` of series given by their (nb, k) bin sums over ``w`` samples per bin ((nb,) float64)."""
+        key = (lambda: w.tobytes()) if self.nb <= _DEN_MAX_BINS else None
+        return self._smooth_cols(list(sums.T), w, fc_hz, None, max(float(w.max()), 1e-12), key)
+
+    def _smooth_cols(self, cols: list, w: np.ndarray, fc_hz, weight, w_max: float, key_fn) -> np.ndarray:
+        """Normalised convolution of the bin-sum columns ``cols`` (times ``weight`` per bin, if given) with
+        bin weights ``w``; ``key_fn`` names ``w`` for the cache of filtered weights (None: not cached)."""
         # the cut-off per column, grouped in plain Python (np.unique/broadcast_to cost more than the filter)
         if isinstance(fc_hz, (float, int)) or (not isinstance(fc_hz, (tuple, list)) and np.ndim(fc_hz) == 0):
             parts = {float(fc_hz): list(range(len(cols)))}
@@ -131,20 +173,14 @@ class _Grid:
             # the columns in parts by cut-off (one to three)
             parts = {fc: [j for j, f in enumerate(fcs) if f == fc] for fc in sorted(set(fcs))}
         out = np.empty((self.nb, len(cols)))
-        if weight is not None:
-            w_max = max(float(w.max()), 1e-12)
-        else:       # the grid's own counts: once per grid
-            if self._count_max is None:
-                self._count_max = max(float(w.max()), 1e-12)
-            w_max = self._count_max
         for fc, sel in parts.items():   # loop over the cut-offs, not samples
             ker, rev, ker_sum = _kernel_parts(self.fs / fc)
             # short kernel or series: direct beats the FFT
             direct = len(ker) <= 61 or self.nb * len(ker) <= 50_000
-            # unweighted on a short grid: the filtered counts come from the cache (live windows share a few
-            # count patterns), the same numbers as filtering them along (each column is filtered alone)
-            cached = weight is None and direct and self.nb <= _DEN_MAX_BINS
-            key = (self._count_key(), self.fs / fc) if cached else None
+            # on a short grid: the filtered weights come from the cache (live windows share a few count
+            # patterns), the same numbers as filtering them along (each column is filtered alone)
+            cached = key_fn is not None and direct and self.nb <= _DEN_MAX_BINS
+            key = (key_fn(), self.fs / fc) if cached else None
             den = _DEN_CACHE.get(key) if key is not None else None
             k = len(sel)
             both = np.empty((self.nb, k + (den is None)))
@@ -166,16 +202,19 @@ class _Grid:
                 np.divide(f[:, :k], den, out=out[:, sel[0]: sel[-1] + 1])
             else:
                 out[:, sel] = f[:, :k] / den
-        return out if x_ndim > 1 else out[:, 0]
+        return out
 
     def _count_key(self) -> bytes:
         if self._ckey is None:
             self._ckey = self.count.tobytes()
         return self._ckey
 
-    def back(self, y: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    def back(self, y: np.ndarray, t: np.ndarray | None = None, scratch: bool = False) -> np.ndarray:
         """Linear interpolation of a bin series (bin centres) back to the sample times (or ``t``); ``y`` may
-        also hold k series as (k, nb) rows (one call for all, (k, N) rows back; not with ``t``)."""
+        also hold k series as (k, nb) rows (one call for all, (k, N) rows back; not with ``t``).
+
+        ``scratch``: (k, N) rows (k <= 3) returned in a buffer of the grid that the next such call
+        overwrites (each fresh array of a few MB costs page faults; the callers use the rows at once)."""
         if t is not None:
             return np.interp(t, self.tc, y)
         if self._f is None:
@@ -206,12 +245,23 @@ class _Grid:
         dy = np.empty_like(y)
         np.subtract(y[..., 1:], y[..., :-1], out=dy[..., :-1])
         dy[..., -1] = 0.0
-        out = dy.repeat(self._rep, axis=-1)
+        if not (scratch and y.ndim == 2 and len(y) <= 3):
+            out = dy.repeat(self._rep, axis=-1)
+            out *= self._f
+            out += y.repeat(self._rep, axis=-1)
+            return out
+        if self._work is None:
+            self._work = np.empty((2, 3, len(self.t)))
+            self._j = np.arange(self.nb).repeat(self._rep)      # the bin before each sample
+        out, tmp = self._work[0, : len(y)], self._work[1, : len(y)]
+        # gathers into the buffers: the same values as the repeats above
+        np.take(dy, self._j, axis=1, out=out, mode="clip")
         out *= self._f
-        out += y.repeat(self._rep, axis=-1)
+        out += np.take(y, self._j, axis=1, out=tmp, mode="clip")
         return out
 
 
+_SLOTS_MIN = 8192       # series at least this long are summed slot by slot (shorter: fewer numpy calls)
 _DEN_CACHE: dict = {}   # (bin counts, kernel length) -> the filtered counts (floored) of _Grid.smooth
 _DEN_MAX_BINS = 2048    # ... of grids this short (live windows; a whole session would only fill memory)
 
@@ -405,7 +455,6 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
     acc = _rotate_cols(acc_s, M)                                          # body forward/left/up, g
     dt = np.subtract(t[1:], t[:-1])
     gap_idx = (dt > cfg.align.gap_factor / fs).nonzero()[0] + 1      # = find_gaps(t, ...), one diff pass
-    grid = _Grid(t, cfg.bin_s)
     valid = np.ones(len(t), dtype=bool)
 
     gyro = rec.gyro_dps
@@ -418,7 +467,9 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         if not gyro_finite:
             valid &= np.isfinite(gyro).all(axis=1)
         g = gyro if valid.all() else _fill_nan(np.asarray(gyro, dtype=np.float32), t)
-        w = _rotate_cols(g, np.radians(M), offset=mounting.gyro_bias_dps)   # rad/s, body forward/left/up
+        # the gyro in the pelvis frame (x up, y left, z back), deg/s: an output, and (rows 1, -2, -0 in rad/s)
+        # the small-angle rates [tilt, obliquity, yaw] that the angles integrate
+        gb = _rotate_cols(g, _PELVIS_ROWS @ M, offset=mounting.gyro_bias_dps)
         del g
         segs = _Segments(len(t), gap_idx) if len(gap_idx) else None
 
@@ -433,8 +484,13 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         cnt[-1] = len(t) - starts[-1]
         regular = _regular_blocks(starts, len(t), d)
         td = _block_sums_1d(t, starts, d, regular) / cnt
-        wd = _block_sums(w, starts, d, regular).astype(np.float64)
-        wd /= cnt                                     # (3, n) rows
+        sd = _block_sums(gb, starts, d, regular).astype(np.float64)
+        sd *= (np.pi / 180.0) / cnt
+        small_d = np.empty_like(sd)                   # (3, n) rows [tilt, obliquity, yaw] rates, rad/s
+        small_d[0] = sd[1]
+        np.negative(sd[2], out=small_d[1])
+        np.negative(sd[0], out=small_d[2])
+        del sd
         ad = (_block_sums(acc, starts, d, regular) / cnt.astype(np.float32)).T
         span = cnt / fs
         if segs is not None:
@@ -442,11 +498,10 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         else:
             gi_d = np.zeros(0, dtype=np.intp)
         segs_d = _Segments(len(td), gi_d) if len(gi_d) else None
-        grid_d = _Grid(td, cfg.bin_s, like=grid)      # the same bins as the full-rate grid
-        small_d = np.empty_like(wd)                   # rows [tilt, obliquity, yaw] rates; (n, 3) view below
-        small_d[0], small_d[1] = wd[1], wd[0]
-        np.negative(wd[2], out=small_d[2])
-        small_d = small_d.T
+        # the 0.1 s bins hold whole blocks (bins and blocks are both on the sample-slot grid), so every bin
+        # series of the angles comes from block sums
+        grid_d = _Grid(td, cfg.bin_s)
+        small_d = small_d.T                           # (n, 3) view
         ang_d = _block_integral(small_d, span)
         hp_d, rot_d, rate_d = _fast(ang_d, small_d[:, 2], segs_d, grid_d, td, cfg)
         # float32 like the block-mean samples themselves (float64 sines cost 15x more)
@@ -460,7 +515,7 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         tilt_lf, obl_lf = _gravity_angles(m)             # rad, on the 0.1 s grid
         lf_d = np.empty((2, len(tilt_lf)))
         lf_d[0], lf_d[1] = tilt_lf, obl_lf
-        lf_d = grid_d.back(lf_d)
+        lf_d = grid_d.back(lf_d, scratch=True)
         tilt_d = hp_d[:, 0] + lf_d[0]
         obl_d = hp_d[:, 1] + lf_d[1]
         del lf_d
@@ -481,61 +536,22 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         end_s = cfg.edge_taper_s if cfg.edge_taper_end_s is None else cfg.edge_taper_end_s
         ends = _ends(td, max(cfg.edge_taper_s, end_s))   # the taper is 1 elsewhere
         corr[:, ends] *= _taper(td, cfg.edge_taper_s, ends, end_s)
-        corr_int = _block_integral(corr.T, span)
-        del ct, st, co, so, corr, small_d, ang_d, hp_d, rot_d, wd, ad
+        del ct, st, co, so, small_d, ang_d, hp_d, rot_d, ad
 
-        # ---- fast parts at the full rate, one contiguous row per angle [tilt, obliquity, yaw]
-        pair, yaw = _integrate_rows(w, (1, 0, 2), (1.0, 1.0, -1.0), dt, gap_idx - 1)
-        ang = [pair[:, 0], pair[:, 1], yaw]           # (N,) rows [tilt, obliquity, yaw] (views, added to in place)
-        # block values back to the samples: linear between block centres. Sample i of block b lies after
-        # the centres of blocks < b and before those > b, so searchsorted(td, t) - 1 = b - 1 + (td[b] < t)
-        nbd = len(td)
-        j = np.arange(-1, nbd - 1).repeat(cnt)
-        j += td.repeat(cnt) < t
-        np.maximum(j, 0, out=j)        # = clip (integers), without the wrapper
-        np.minimum(j, max(nbd - 2, 0), out=j)
-        nxt = np.minimum(np.arange(nbd) + 1, nbd - 1)
-        den = np.maximum(td[nxt] - td, 1e-12)
-        f = t - td[j]
-        f /= den[j]
-        np.clip(f, 0.0, 1.0, out=f)
-        c = corr_int.T                                    # (3, n) rows; the three angles per call
-        inc = (c[:, nxt] - c).take(j, axis=1, mode="clip")    # indices in range: "clip" avoids a copy
-        inc *= f
-        inc += c.take(j, axis=1, mode="clip")
-        for k in range(3):  # loop over the three angles
-            ang[k] += inc[k]
-        del inc, c, j, f
-        rate = grid_d.smooth(yaw_rate, cfg.fc_heading_hz)
-        if segs is not None:
-            segs.detrend(pair, t)
-            path = grid.back(np.cumsum(rate) / grid.fs)
-            path -= ang[2]
-            ang[2] += _seg_mean(segs, path)
-            del path
-        slow = grid.smooth((pair, yaw), (cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz))
-        # angle = gyro angle - its slow part + the gravity angle, both bin series back in one interpolation;
-        # the sum is rounded to float32 as it is stored
-        tilt, obl, rot = np.empty((3, len(t)), dtype=np.float32)
-        ys = np.empty((3, grid.nb))
-        np.subtract(tilt_lf, slow[:, 0], out=ys[0])
-        np.subtract(obl_lf, slow[:, 1], out=ys[1])
-        np.negative(slow[:, 2], out=ys[2])
-        ys = grid.back(ys)
-        np.add(ang[0], ys[0], out=tilt)
-        np.add(ang[1], ys[1], out=obl)
-        np.add(ang[2], ys[2], out=rot)
-        del ys
-        del ang, pair, yaw
-        # pelvis frame (x up, y left, z back) from forward/left/up
-        k = np.float32(180.0 / np.pi)
-        gb = np.empty_like(w)
-        np.multiply(w[2], k, out=gb[0])
-        np.multiply(w[1], k, out=gb[1])
-        np.multiply(w[0], -k, out=gb[2])
+        # ---- at the full rate: gyro angles plus the block-centre corrections and the slow gravity parts
+        lf = (tilt_lf, obl_lf)
+        if segs is None and regular:
+            corr *= span                              # the corrections' increments per block
+            tilt, obl, rot = _angles_regular(gb, t, dt, starts, cnt, td, corr, grid_d, lf, cfg, d)
+        else:
+            corr_int = _block_integral(corr.T, span)  # their running sum to each block's middle
+            tilt, obl, rot = _angles_general(_small_rates(gb), t, dt, gap_idx, segs, starts, cnt, td, corr_int.T,
+                                             grid_d, lf, yaw_rate, cfg)
+            del corr_int
+        del corr
         gyro_body = gb.T
-        del w
     else:
+        grid = _Grid(t, cfg.bin_s)
         m = grid.smooth(acc.T, cfg.fc_nogyro_hz)
         tilt_lf, obl_lf = _gravity_angles(m)
         tilt, obl = grid.back(tilt_lf), grid.back(obl_lf)
@@ -571,39 +587,43 @@ def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
     xt = np.asarray(x).T.astype(np.float32, order="C", copy=offset is not None)
     if offset is not None:
         xt -= np.asarray(offset, dtype=np.float64).astype(np.float32)[:, None]
-    # all three output rows per call, broadcast over a column of M (the same float32 operations in the
-    # same order per element: r = x0 M[i, 0] + x1 M[i, 1] + x2 M[i, 2])
+    # the same float32 operations in the same order per element: r = x0 M[i, 0] + x1 M[i, 1] + x2 M[i, 2]
     m = np.asarray(M, dtype=np.float64).astype(np.float32)
-    out = np.multiply(xt[0], m[:, 0:1])
-    tmp = np.multiply(xt[1], m[:, 1:2])
-    out += tmp
-    out += np.multiply(xt[2], m[:, 2:3], out=tmp)
+    if xt.shape[1] < _SLOTS_MIN:     # a short window: all three output rows per call (fewer calls)
+        out = np.multiply(xt[0], m[:, 0:1])
+        tmp = np.multiply(xt[1], m[:, 1:2])
+        out += tmp
+        out += np.multiply(xt[2], m[:, 2:3], out=tmp)
+        return out
+    # a long recording: row by row with one row of scratch (a fresh (3, N) temporary costs page faults)
+    out = np.empty(xt.shape, dtype=np.float32)
+    tmp = np.empty(xt.shape[1], dtype=np.float32)
+    for i in range(3):  # the three output rows
+        np.multiply(xt[0], m[i, 0], out=out[i])
+        out[i] += np.multiply(xt[1], m[i, 1], out=tmp)
+        out[i] += np.multiply(xt[2], m[i, 2], out=tmp)
     return out
 
 
-def _integrate_rows(w: np.ndarray, order, signs, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trapezoid integrals (float64) of three float32 rate rows ``w[order[k]]`` (times ``signs``); no
-    increment across the ``cut`` intervals (gaps): float32 increments summed in float64.
+def _integrate_rows(r: np.ndarray, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid integrals (float64) of the three float32 rate rows of ``r``; no increment across the ``cut``
+    intervals (gaps): float32 increments summed in float64.
 
     Returns ``(pair, last)``: rows 0 and 1 side by side in an (N, 2) array, row 2 as (N,). A running sum is
     bound by the latency of its additions; viewed as complex numbers the pair is summed by one ``cumsum``
     at the cost of one row (the same additions, so the same numbers).
     """
-    n = w.shape[1]
+    n = r.shape[1]
     half = np.multiply(dt, 0.5, dtype=np.float32)     # = float32(0.5 dt): halving is exact
     pair = np.empty((n, 2))
     last = np.empty(n)
-    # the three rows at once (one call per step instead of three), in w's order
-    inc = np.add(w[:, 1:], w[:, :-1])
-    for k in range(3):   # three angles
-        if signs[k] < 0:
-            np.negative(inc[order[k]], out=inc[order[k]])
+    inc = np.add(r[:, 1:], r[:, :-1])                 # the three rows at once
     inc *= half
     inc[:, cut] = 0.0
     pair[0] = 0.0
     last[0] = 0.0
     # float64 first, then an in-place running sum (no buffered casting)
-    pair[1:, 0], pair[1:, 1], last[1:] = inc[order[0]], inc[order[1]], inc[order[2]]
+    pair[1:, 0], pair[1:, 1], last[1:] = inc[0], inc[1], inc[2]
     z = pair.view(np.complex128)[:, 0]
     z.cumsum(out=z)
     last.cumsum(out=last)
@@ -641,18 +661,34 @@ def _level_rows(acc: np.ndarray, tilt, obl, rot) -> np.ndarray:
 def _block_integral(rates: np.ndarray, span: np.ndarray) -> np.ndarray:
     """Integral of block-mean rates (N, k) up to each block's middle; ``span`` = block lengths, s."""
     inc = rates.T * span                      # (k, N): each running sum over one contiguous row
-    out = inc.cumsum(axis=1)
-    inc *= 0.5
-    out -= inc
-    return out.T
+    if len(inc) != 3:
+        out = inc.cumsum(axis=1)
+        inc *= 0.5
+        out -= inc
+        return out.T
+    # rows 0 and 1 summed as complex numbers by one cumsum (see _integrate_rows), row 2 alone
+    pair = np.empty((inc.shape[1], 2))
+    pair[:, 0], pair[:, 1] = inc[0], inc[1]
+    z = pair.view(np.complex128)[:, 0]
+    z.cumsum(out=z)
+    last = inc[2].cumsum()
+    inc *= -0.5
+    inc[0] += pair[:, 0]
+    inc[1] += pair[:, 1]
+    inc[2] += last
+    return inc.T
 
 
 def _block_starts(t: np.ndarray, fs: float, d: int) -> np.ndarray:
     """First sample index of each block of ``d`` sample slots on the absolute grid ``round(t * fs)``."""
     if d == 1:
         return np.arange(len(t))
-    blk = np.rint(t * fs).astype(np.int64)
-    blk //= d
+    # block = floor(slot / d), in float64: exact for whole slots (far below 2**52), and 3x faster than an
+    # integer floor division
+    blk = np.multiply(t, fs)
+    np.rint(blk, out=blk)
+    blk /= d
+    np.floor(blk, out=blk)
     new = np.empty(len(t), dtype=bool)
     new[0] = True
     np.not_equal(blk[1:], blk[:-1], out=new[1:])
@@ -697,7 +733,7 @@ def _regular_blocks(starts: np.ndarray, n: int, d: int) -> bool:
 
 def _block_sums(x: np.ndarray, starts: np.ndarray, d: int, regular: bool | None = None) -> np.ndarray:
     """``np.add.reduceat(x, starts, axis=1)`` for (k, N) rows; when the inner blocks are all ``d`` long
-    (no lost samples), from a slot-major copy (5x faster than reduceat)."""
+    (no lost samples), slot by slot (far faster than reduceat)."""
     n, m = x.shape[1], len(starts)
     if d == 1:
         return x.copy()
@@ -706,10 +742,12 @@ def _block_sums(x: np.ndarray, starts: np.ndarray, d: int, regular: bool | None 
         out[:, :1] = np.add.reduceat(x[:, : starts[1]], [0], axis=1)
         out[:, -1:] = np.add.reduceat(x[:, starts[-1]:], [0], axis=1)
         a, e = int(starts[1]), int(starts[-1])
-        # slot-major copy (k, d, m) of the whole blocks, then d contiguous rows summed (no BLAS: its
-        # threads spin and cost CPU time)
-        slots = np.ascontiguousarray(x[:, a:e].reshape(x.shape[0], m - 2, d).transpose(0, 2, 1))
-        np.sum(slots, axis=1, out=out[:, 1:-1])
+        # the whole blocks slot by slot (strided views, no copy), added in slot order
+        slots = range(d)
+        inner = out[:, 1:-1]
+        np.add(x[:, a: e: d], x[:, a + 1: e: d], out=inner)
+        for s in slots[2:]:
+            inner += x[:, a + s: e: d]
         return out
     return np.add.reduceat(x, starts, axis=1)
 
@@ -717,12 +755,16 @@ def _block_sums(x: np.ndarray, starts: np.ndarray, d: int, regular: bool | None 
 def _reduceat_blocks(x: np.ndarray, a: int, m: int, d: int) -> np.ndarray:
     """``np.add.reduceat`` of the ``m`` whole blocks ``x[a + k d: a + (k + 1) d]`` of a 1-D float64 array,
     with the same numbers: reduceat adds the first element to the sum of the others, which numpy forms
-    (for fewer than 8 others) as a running sum from -0.0; here the same additions run over one contiguous
-    row per slot (3x faster than reduceat's per-block loop)."""
+    (for fewer than 8 others) as a running sum from -0.0; here the same additions run slot by slot over
+    strided views (far faster than reduceat's per-block loop)."""
     v = x[a:a + m * d].reshape(m, d)
     if d == 1 or d > 8:
         return v[:, 0].copy() if d == 1 else np.add.reduceat(x[a:a + m * d], np.arange(0, m * d, d))
-    rest = np.add.reduce(np.ascontiguousarray(v[:, 1:].T), axis=0, initial=-0.0)
+    # (-0.0 + the first other is that value exactly: the running sum starts from it)
+    slots = range(d)
+    rest = v[:, 1].copy()
+    for s in slots[2:]:
+        rest += v[:, s]
     return np.add(v[:, 0], rest, out=rest)
 
 
@@ -736,6 +778,222 @@ def _block_sums_1d(x: np.ndarray, starts: np.ndarray, d: int, regular: bool) -> 
     out[-1] = np.add.reduceat(x[starts[-1]:], [0])[0]
     out[1:-1] = _reduceat_blocks(x, int(starts[1]), m - 2, d)
     return out
+
+
+# the pelvis frame (x up, y left, z back) from body forward/left/up
+_PELVIS_ROWS = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+def _small_rates(gb: np.ndarray) -> np.ndarray:
+    """Small-angle rates (rad/s, float32 rows [tilt, obliquity, yaw] = [left, forward, -up]) from the
+    pelvis-frame gyro rows ``gb`` (deg/s, [up, left, back])."""
+    k = np.float32(np.pi / 180.0)
+    r = np.empty_like(gb)
+    np.multiply(gb[1], k, out=r[0])
+    np.multiply(gb[2], -k, out=r[1])
+    np.multiply(gb[0], -k, out=r[2])
+    return r
+
+
+def _slow_rows(grid_d: _Grid, block_sums: np.ndarray, cnt: np.ndarray, lf, cfg: OrientationConfig) -> np.ndarray:
+    """The slow parts to add to the gyro angles, at the block centres ((3, n) rows [tilt, obliquity, yaw]).
+
+    ``block_sums``: (n, 3) sums of the gyro angles (rate corrections included) over each block's samples.
+    Their bin means are low-passed (each bin weighted by its samples) and replaced by the gravity angles
+    ``lf`` (tilt/obliquity); yaw loses its low-passed part (the heading). The bin series come to the
+    blocks by linear interpolation (blocks are ~50 Hz, the series' bins 0.1 s).
+    """
+    sums = grid_d.sums(block_sums)                    # (nb, 3): bins hold whole blocks
+    n_samples = grid_d.sums(cnt.astype(np.float64))
+    slow = grid_d.smooth_sums(sums, n_samples, (cfg.fc_tilt_hz, cfg.fc_tilt_hz, cfg.fc_heading_hz))
+    ys = np.empty((3, grid_d.nb))
+    np.subtract(lf[0], slow[:, 0], out=ys[0])
+    np.subtract(lf[1], slow[:, 1], out=ys[1])
+    np.negative(slow[:, 2], out=ys[2])
+    return grid_d.back(ys, scratch=True)
+
+
+def _angles_regular(gb: np.ndarray, t: np.ndarray, dt: np.ndarray, starts: np.ndarray, cnt: np.ndarray,
+                    td: np.ndarray, ci: np.ndarray, grid_d: _Grid, lf, cfg: OrientationConfig, d: int):
+    """Tilt, obliquity and rotation (float32 rows, rad) when every block but the first and the last holds
+    ``d`` samples and there is no gap; the same numbers as :func:`_angles_general` up to rounding.
+
+    The samples are viewed as (blocks, d slots), the partial first block padded in front and the last one
+    at the back, so each step is a whole-array operation per slot (a few), never a gather or a repeat:
+
+    * gyro angle = the running sum of the block totals of the trapezoid increments before the block
+      (float64, at the block rate) + the running sum within the block (float32, at most d terms);
+    * block sums of the angle come from the same parts, so the slow parts (:func:`_slow_rows`) are known
+      before anything else is done at the full rate;
+    * the corrections (``ci``: their (3, n) increments per block, whose running sum to each block's middle
+      :func:`_angles_general` interpolates) are summed along with the gyro angle's block totals: one running
+      sum. With the slow parts they are one block series, interpolated linearly between block centres ``td``:
+      samples before the centre (the first half of the slots; a middle slot by its time) on the segment from
+      the previous centre, the others on the segment to the next; the outer halves of the end blocks keep
+      the value.
+    """
+    n, m = gb.shape[1], len(starts)
+    a, e = int(starts[1]), int(starts[-1])
+    off = d - a                                      # padding before the first sample
+    slots = range(d)            # the loops below run over the d slots of a block (a few), not samples
+    h = d // 2                  # slots before the block centre
+    buf = np.empty((3, m * d), dtype=np.float32)
+    buf[:, : off + 1] = 0.0                          # (the first sample's increment: angles start at 0)
+    buf[:, off + n:] = 0.0
+    # trapezoid increments of the rates [tilt, obliquity, yaw] = [left, -back, -up] of the pelvis-frame gyro
+    # ``gb`` (deg/s; the sign and the radians in the half interval)
+    inc = buf[:, off + 1: off + n]
+    half = np.multiply(dt, 0.5 * np.pi / 180.0, dtype=np.float32)
+    np.add(gb[1, 1:], gb[1, :-1], out=inc[0])
+    inc[0] *= half
+    np.negative(half, out=half)
+    np.add(gb[2, 1:], gb[2, :-1], out=inc[1])
+    np.add(gb[0, 1:], gb[0, :-1], out=inc[2])
+    inc[1:] *= half
+    del half
+    v = buf.reshape(3, m, d)
+    for s in slots[1:]:         # running sums within the blocks
+        np.add(v[:, :, s], v[:, :, s - 1], out=v[:, :, s])
+    # block-level float64 work arrays, reused (every fresh array of a few MB costs page faults)
+    base = np.empty((3, m))
+    g = np.empty((3, m + 1))
+    # each block's start value: the running sum of the block totals before it, plus the corrections to the
+    # block's middle (the running sum of their increments before it and half its own): float64, two rows
+    # summed as complex numbers by one cumsum (in g's memory, see _integrate_rows)
+    pair = g.reshape(-1)[: 2 * m].reshape(m, 2)
+    pair[0], base[2, 0] = 0.0, 0.0
+    np.add(v[0, :-1, d - 1], ci[0, :-1], out=pair[1:, 0])
+    np.add(v[1, :-1, d - 1], ci[1, :-1], out=pair[1:, 1])
+    np.add(v[2, :-1, d - 1], ci[2, :-1], out=base[2, 1:])
+    z = pair.view(np.complex128)[:, 0]
+    z.cumsum(out=z)
+    base[2].cumsum(out=base[2])
+    np.multiply(ci[:2], 0.5, out=base[:2])
+    base[0] += pair[:, 0]
+    base[1] += pair[:, 1]
+    base[2] += 0.5 * ci[2]
+    del pair, z
+    # sums of the within-block running sums over the real samples (the last block's padding repeats its total)
+    w32 = v[:, :, 0].copy()
+    for s in slots[1:]:
+        w32 += v[:, :, s]
+    w32[:, -1] -= (d - (n - e)) * v[:, -1, d - 1]
+    # time from the block centre per sample (0 in the padding)
+    tb = np.empty((m, d), dtype=np.float32)
+    tb[0], tb[-1] = 0.0, 0.0
+    t_in = t[a:e].reshape(m - 2, d)
+    for s in slots:
+        np.subtract(t_in[:, s], td[1:-1], out=tb[1:-1, s])
+    tb[0, off:] = t[:a] - td[0]
+    tb[-1, : n - e] = t[e:] - td[-1]
+    # an odd d has a slot at the centre: each of its samples on the segment its time falls in (as searchsorted
+    # would place it), the others by slot
+    mid = tb[:, h] if d % 2 else None
+    t_before = np.zeros(m) if mid is None else np.minimum(mid, 0.0).astype(np.float64)
+    for s in slots[:h]:
+        t_before += tb[:, s]
+    t_after = np.zeros(m) if mid is None else np.maximum(mid, 0.0).astype(np.float64)
+    for s in slots[h + (mid is not None):]:
+        t_after += tb[:, s]
+    den = np.maximum(td[1:] - td[:-1], 1e-12)
+    g[:, 0], g[:, m] = 0.0, 0.0
+
+    # the corrections' steps between block centres: half the increments of the two blocks
+    dc = ci[:, 1:] + ci[:, :-1]
+    dc *= 0.5
+
+    def slopes(x=None):         # (3, m) series (+ the corrections) -> slopes on the segments before and after
+        if x is None:           # each centre (overlapping views of g)
+            g[:, 1:-1] = dc
+        else:
+            np.subtract(x[:, 1:], x[:, :-1], out=g[:, 1:-1])
+            g[:, 1:-1] += dc
+        g[:, 1:-1] /= den
+        return g[:, :-1], g[:, 1:]
+
+    # block sums of gyro angle + interpolated corrections -> slow parts at the block centres
+    sb, sf = slopes()
+    sums = np.multiply(base, cnt.astype(np.float64))
+    sums += w32
+    tmp = np.multiply(sb, t_before, out=w32)          # (float32 is plenty for these small terms)
+    sums += tmp
+    sums += np.multiply(sf, t_after, out=tmp)
+    y = _slow_rows(grid_d, sums.T, cnt, lf, cfg)
+    del sums
+    base += y
+    sb, sf = slopes(y)          # of the whole block series
+    del y
+    base32 = w32                # (w32's memory again: float32 block values)
+    np.copyto(base32, base, casting="same_kind")
+    g32 = g.astype(np.float32)
+    sb32, sf32 = g32[:, :-1], g32[:, 1:]
+    del base, sb, sf
+    tmp = np.empty((3, m), dtype=np.float32)
+    for s in slots:
+        if s == h and mid is not None:
+            np.multiply(np.where(mid <= 0.0, sb32, sf32), mid, out=tmp)
+        else:
+            np.multiply(sb32 if s < h else sf32, tb[:, s], out=tmp)
+        tmp += base32
+        v[:, :, s] += tmp
+    return buf[0, off: off + n], buf[1, off: off + n], buf[2, off: off + n]
+
+
+class _BlockInterp:
+    """Linear interpolation of block series (values at the block centres ``td``) to the sample times."""
+
+    def __init__(self, t: np.ndarray, td: np.ndarray, cnt: np.ndarray):
+        # Sample i of block b lies after the centres of blocks < b and before those > b, so
+        # searchsorted(td, t) - 1 = b - 1 + (td[b] < t)
+        nbd = len(td)
+        j = np.arange(-1, nbd - 1).repeat(cnt)
+        j += td.repeat(cnt) < t
+        np.maximum(j, 0, out=j)        # = clip (integers), without the wrapper
+        np.minimum(j, max(nbd - 2, 0), out=j)
+        self.nxt = np.minimum(np.arange(nbd) + 1, nbd - 1)
+        den = np.maximum(td[self.nxt] - td, 1e-12)
+        f = t - td[j]
+        f /= den[j]
+        np.clip(f, 0.0, 1.0, out=f)
+        self.j, self.f = j, f
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(k, n) block rows -> (k, N) sample rows."""
+        out = (x[:, self.nxt] - x).take(self.j, axis=1, mode="clip")    # indices in range: "clip" avoids a copy
+        out *= self.f
+        out += x.take(self.j, axis=1, mode="clip")
+        return out
+
+
+def _angles_general(r: np.ndarray, t: np.ndarray, dt: np.ndarray, gap_idx: np.ndarray, segs: _Segments | None,
+                    starts: np.ndarray, cnt: np.ndarray, td: np.ndarray, c: np.ndarray, grid_d: _Grid, lf,
+                    yaw_rate: np.ndarray, cfg: OrientationConfig):
+    """Tilt, obliquity and rotation (float32, rad) with lost samples or gaps: gyro angles integrated at the
+    full rate, the block-centre corrections ``c`` interpolated to the samples, gap-free segments detrended
+    (tilt/obliquity) or placed on the heading path (yaw), then the slow parts (:func:`_slow_rows`)."""
+    pair, yaw = _integrate_rows(r, dt, gap_idx - 1)
+    ang = [pair[:, 0], pair[:, 1], yaw]           # (N,) rows [tilt, obliquity, yaw] (views, added to in place)
+    interp = _BlockInterp(t, td, cnt)
+    inc = interp(c)
+    for k in range(3):  # loop over the three angles
+        ang[k] += inc[k]
+    del inc
+    if segs is not None:
+        segs.detrend(pair, t)
+        rate = grid_d.smooth(yaw_rate, cfg.fc_heading_hz)
+        path = interp(grid_d.back(np.cumsum(rate)[None] / grid_d.fs, scratch=True))[0]
+        path -= ang[2]
+        ang[2] += _seg_mean(segs, path)
+        del path
+    sums = np.empty((len(starts), 3))
+    sums[:, :2] = np.add.reduceat(pair, starts, axis=0)
+    sums[:, 2] = np.add.reduceat(yaw, starts)
+    ys = interp(_slow_rows(grid_d, sums, cnt, lf, cfg))
+    # the sum is rounded to float32 as it is stored
+    out = np.empty((3, len(t)), dtype=np.float32)
+    for k in range(3):  # loop over the three angles
+        np.add(ang[k], ys[k], out=out[k])
+    return out[0], out[1], out[2]
 
 
 def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None", grid: _Grid, t: np.ndarray,
@@ -765,7 +1023,7 @@ def _fast(ang: np.ndarray, yaw_rate: np.ndarray | None, segs: "_Segments | None"
     if slow is None:
         slow = grid.smooth(ang, fcs)
     hp = np.empty((len(ang), 2), order="F")          # contiguous columns
-    back = grid.back(np.ascontiguousarray(slow.T))   # (3, N) rows, one call
+    back = grid.back(np.ascontiguousarray(slow.T), scratch=True)   # (3, N) rows, one call
     np.subtract(ang[:, 0], back[0], out=hp[:, 0])
     np.subtract(ang[:, 1], back[1], out=hp[:, 1])
     rot = ang[:, 2] - back[2]

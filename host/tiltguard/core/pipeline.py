@@ -136,15 +136,23 @@ def _median(df: pd.DataFrame, col: str) -> float | None:
 
 def activity_seconds(t_s: np.ndarray, codes: np.ndarray, fs_hz: float) -> dict[str, float]:
     """Seconds spent in each activity (sample intervals, gaps excluded)."""
-    dt = np.empty(len(t_s))
-    np.subtract(t_s[1:], t_s[:-1], out=dt[:-1])
-    dt[-1:] = 1.0 / fs_hz
-    dt[dt > 2.5 / fs_hz] = 1.0 / fs_hz
-    # sums over the runs of equal codes (few), then per code: cheaper than a weighted bincount per sample
+    t_s = np.asarray(t_s, dtype=np.float64)
     codes = np.asarray(codes)
-    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1]))) if len(codes) else np.zeros(0, int)
-    sec = np.bincount(codes[starts], weights=np.add.reduceat(dt, starts) if len(starts) else None,
-                      minlength=len(act.NAMES))
+    n = len(codes)
+    if n == 0:
+        return {name: 0.0 for name in act.NAMES}
+    # the sample intervals of a run of equal codes telescope to its time span (the last sample counts
+    # 1 / fs); a gap's interval (over 2.5 nominal ones) counts 1 / fs instead: corrected per gap (few)
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    ends = np.append(starts[1:], n - 1)
+    span = t_s[ends] - t_s[starts]
+    span[-1] += 1.0 / fs_hz
+    dt = t_s[1:] - t_s[:-1]
+    gaps = np.flatnonzero(dt > 2.5 / fs_hz)
+    if len(gaps):
+        run = np.searchsorted(starts, gaps, side="right") - 1
+        span -= np.bincount(run, weights=dt[gaps] - 1.0 / fs_hz, minlength=len(starts))
+    sec = np.bincount(codes[starts], weights=span, minlength=len(act.NAMES))
     return {name: round(float(s), 2) for name, s in zip(act.NAMES, sec)}
 
 

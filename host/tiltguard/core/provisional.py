@@ -25,11 +25,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
 from tiltguard.core import events, metrics
 from tiltguard.core.align import Mounting
-from tiltguard.core.pipeline import AnalysisConfig, kinematics, mask_unavailable
+from tiltguard.core.pipeline import NEEDS_GYRO, AnalysisConfig, kinematics
 from tiltguard.formats.raw import Recording
 from tiltguard.formats.session import STRIDES_COLUMNS
 
@@ -40,8 +39,11 @@ LOOK_AFTER_S = 0.01  # samples after the trigger a look uses (the rise's anchor 
 MAX_WAIT_S = 0.16    # ... doubled while they do not, up to this
 
 
+_NEEDS_GYRO = [STRIDES_COLUMNS.index(c) for c in NEEDS_GYRO]   # blank without a gyro (as the batch call)
+
+
 class ProvisionalStrides:
-    """Strides (``STRIDES_COLUMNS``) as soon as their closing contact is seen.
+    """Strides as soon as their closing contact is seen: float rows, columns ``STRIDES_COLUMNS``.
 
     Parameters
     ----------
@@ -68,10 +70,14 @@ class ProvisionalStrides:
         self._after_s = max(LOOK_AFTER_S, 2.0 / fs_hz)   # at least two samples
         self.given = 0                      # strides given
         self.read_s: list[float] = []       # per recent stride given: the newest sample its look used, s
-        self._none = pd.DataFrame(columns=STRIDES_COLUMNS, dtype=float)   # shared (read-only): most blocks close nothing
+        # shared (read-only): most blocks close nothing. Rows, not tables: a table per stride costs a
+        # millisecond of pandas, a third of a look
+        self._none = np.zeros((0, len(STRIDES_COLUMNS)))
+        self._none.flags.writeable = False
 
-    def feed(self, t_s, acc_g, gyro_dps=None, angles_deg=None) -> pd.DataFrame:
-        """Add a block of in-order samples (device frame); returns the strides closed so far (usually none)."""
+    def feed(self, t_s, acc_g, gyro_dps=None, angles_deg=None) -> np.ndarray:
+        """Add a block of in-order samples (device frame); returns the strides closed so far (usually none)
+        as (k, ``len(STRIDES_COLUMNS)``) float rows."""
         t = np.asarray(t_s, dtype=np.float64)
         if len(t) == 0:
             return self._none
@@ -79,7 +85,7 @@ class ProvisionalStrides:
         self._append(t, acc, gyro_dps, angles_deg)
         # a look waits until the samples it uses are in, so any block sizes give the same strides
         self._queue += [(tc, self._after_s) for tc in self._contacts(acc, t)]
-        found: list[pd.DataFrame] = []
+        found: list[np.ndarray] = []
         while self._queue and t[-1] >= self._queue[0][0] + self._queue[0][1]:   # one round per contact
             tc, after = self._queue.pop(0)
             if self._closes is False:
@@ -93,7 +99,7 @@ class ProvisionalStrides:
                 found.append(stride)
         if not found:
             return self._none
-        return found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
+        return found[0] if len(found) == 1 else np.concatenate(found)
 
     # ------------------------------------------------------------------ internals
     @property
@@ -180,11 +186,12 @@ class ProvisionalStrides:
             np.append(ev.t_ic_s[last], t_ic), np.append(ev.t_to_s[last], np.nan), np.append(ev.side[last], side),
             np.append(ev.side_confidence[last], ev.side_confidence[-1]), np.append(ev.chunk[last], ev.chunk[-1]),
             np.append(ev.peak_g[last], np.nan), ev.side_method, np.append(ev.observed[last], True))
-        new = metrics.stride_table(kin, ext, g)
+        new = metrics.stride_table(kin, ext, g).to_numpy(np.float64)   # columns in STRIDES_COLUMNS order
         if len(new) == 0:
             return None
         if not kin.meta.get("gyro", True):
-            new, _ = mask_unavailable(new, None)
+            new = new.copy()     # (pandas hands out a read-only view)
+            new[:, _NEEDS_GYRO] = np.nan
         self._last_end = t_ic
         self.given += 1
         self.read_s.append(float(rec.t_s[-1]))

@@ -203,7 +203,8 @@ class StreamAnalyzer:
 
     # ------------------------------------------------------------------ internals
     def _empty(self) -> StreamUpdate:
-        return StreamUpdate(_cat([], STEPS_COLUMNS), _cat([], STRIDES_COLUMNS), [])
+        # most feeds make nothing final: shared empty tables (read-only; building one costs milliseconds)
+        return StreamUpdate(_EMPTY["steps"], _EMPTY["strides"], [])
 
     def _calibrate(self) -> bool:
         b = self.buf
@@ -340,6 +341,10 @@ class StreamAnalyzer:
 
 
 def _cat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The tables in ``parts`` as one (an empty one with ``columns`` when there are none)."""
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "side" else float) for c in columns})
     return pd.concat(parts, ignore_index=True)
+
+
+_EMPTY = {"steps": _cat([], STEPS_COLUMNS), "strides": _cat([], STRIDES_COLUMNS)}

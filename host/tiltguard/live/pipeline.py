@@ -213,7 +213,10 @@ class LiveSession:
         """Move the transport's items into a queue (so waiting on it can time out without ending it)."""
         try:
             async for item in frames:
-                await items.put(item)
+                if items.full():
+                    await items.put(item)
+                else:
+                    items.put_nowait(item)   # the usual case: no coroutine per frame
         finally:
             items.put_nowait(None) if not items.full() else None
 
@@ -534,7 +537,9 @@ class LiveSession:
         for f in frames:   # per frame (one, live)
             if f.full != full or f.seq != nxt & 0xFFFFFFFF or f.n == 0 or f.period_q <= 0:
                 return None
-            ts.append(f.t_us + _offsets_us(f.n, f.period_q))   # increasing within a frame
+            # times from the origin, us: whole and quarter microseconds well below 2**53, so every sum is
+            # exact and the order of the additions does not matter (one array operation instead of two)
+            ts.append(_offsets_us(f.n, f.period_q) + (f.t_us - self._origin_us))   # increasing within a frame
             vals.append(f.values)
             nxt += f.n
         if len(frames) == 1:
@@ -543,7 +548,7 @@ class LiveSession:
             t_us, v = np.concatenate(ts), np.concatenate(vals)
             if any(a[0] <= b[-1] for a, b in zip(ts[1:], ts[:-1])):   # frames overlap in time
                 return None
-        t = (t_us - self._origin_us) / 1e6
+        t = t_us / 1e6
         if t[0] <= self._t_fed:
             return None
         x = v * (_SCALE if full else _SCALE[:6])          # one pass to physical units
@@ -567,18 +572,17 @@ class LiveSession:
         newest = float(block[0][-1])
         self._block_ends.append(newest)
         new = self.provisional.feed(*block)
-        if len(new):
-            self._provisional_rows.append(new[sf.STRIDES_COLUMNS].to_numpy(float))
-            self.last_stride = new.iloc[-1].to_dict()
-            g = [self.last_stride.get(k) for k in ("gct_l_ms", "gct_r_ms")]
-            g = [float(x) for x in g if x is not None and np.isfinite(x)]
+        if len(new):   # (k, STRIDES_COLUMNS) float rows
+            self._provisional_rows.append(new)
+            self.last_stride = dict(zip(sf.STRIDES_COLUMNS, new[-1].tolist()))
+            g = [x for x in (self.last_stride["gct_l_ms"], self.last_stride["gct_r_ms"]) if np.isfinite(x)]
             if g:
                 self.last_gct_ms = sum(g) / len(g)
             took = time.perf_counter() - t_rx
             self.latency_stride_s.append(took)
             ends = np.array(self._block_ends)
             reads = self.provisional.read_s[-len(new):]
-            for te, rd in zip(new["t_end_s"].to_numpy(float), reads):  # the stride's last sample is just before t_end
+            for te, rd in zip(new[:, _T_END].tolist(), reads):  # the stride's last sample is just before t_end
                 held, got = ends[ends >= te - 0.5 / an.fs_hz], ends[ends >= rd]
                 self.stride_timing.append((te, rd, float(held[0]) if len(held) else newest,
                                            float(got[0]) if len(got) else newest, took))
@@ -710,6 +714,7 @@ class LiveSession:
         return self.summary
 
 
+_T_END = sf.STRIDES_COLUMNS.index("t_end_s")
 _SCALE = np.array([w.ANGLE_LSB_DEG] * 3 + [w.ACC_LSB_G] * 3 + [w.GYRO_LSB_DPS] * 3)   # wire units -> deg, g, dps
 
 
