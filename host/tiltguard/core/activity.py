@@ -91,9 +91,6 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
         return np.zeros(0, dtype=np.uint8)
     w = max(3, int(round(cfg.window_s * fs_hz)))
     mag = _lowpass_mag(acc_g, fs_hz)
-    mean = _moving_mean(mag, w)
-    sq = _moving_mean(mag * mag, w)
-    var = sq - mean * mean
     # moving min < flight and moving max > impact, as "any sample in the window" counts (cheaper, exact)
     near = np.empty((2, n), dtype=bool)
     np.less(mag, cfg.flight_g, out=near[0])
@@ -101,33 +98,76 @@ def classify(acc_g: np.ndarray, fs_hz: float, config: ActivityConfig | None = No
     near = _any_near(near, w)            # both tests in one pass
     running = near[0] & near[1]
     del near
-    del mag, mean, sq
-
-    thr = _sqrt_below(cfg.still_std_g, var.dtype)
-    # std < still_std_g, as the variance below the threshold that makes it so (no square roots)
-    std_low = var < thr if thr is not None else np.sqrt(np.maximum(var, 0.0)) < cfg.still_std_g
-    still = std_low & ~running
-    del std_low
-    del var
+    still = _still_where(mag, w, ~running, cfg.still_std_g)
+    del mag
     b = max(1, int(round(cfg.min_bout_s * fs_hz)))
     # fill short holes (a step without clear flight), then drop short blips
-    running = _close_open(running, b)
-    still = _close_open(still, b) & ~running
+    running, runs = _close_open(running, b)
+    still = _close_open(still, b)[0] & ~running
 
-    code = np.full(n, WALKING, dtype=np.uint8)
-    code[running] = RUNNING
+    # WALKING, or RUNNING (= WALKING + 1) where running, in one pass (a masked store over long runs costs more)
+    code = np.add(running, np.uint8(WALKING), dtype=np.uint8)
     code[still] = STOPPED
     if first_run_s is not None and t_s is not None:
         first_run = int(np.searchsorted(t_s, first_run_s))
     else:
-        first_run = int(np.argmax(running)) if running.any() else n
+        first_run = int(runs[0, 0]) if len(runs) else n
         # a whole session at hand: still after the last running is standing too
-        if running.any():
-            tail = code[n - int(np.argmax(running[::-1])):]
+        if len(runs):
+            tail = code[int(runs[-1, 1]):]
             tail[tail == STOPPED] = STANDING
     head = code[:first_run]
     head[head == STOPPED] = STANDING
     return code
+
+
+def _still_where(mag: np.ndarray, w: int, need: np.ndarray, still_std_g: float) -> np.ndarray:
+    """``need`` & (moving std of ``mag`` over ``w`` samples, as ``uniform_filter1d``, < ``still_std_g``).
+
+    The std is only worked out around the ``need`` samples (mostly the few stretches between running bouts):
+    each stretch with the ``w`` samples it reads, clipped at the ends as mode "nearest" does, gathered into
+    one array. When the stretches cover most of the record the std is taken over all of it instead.
+    """
+    n = len(mag)
+    left, right = w // 2, w - w // 2 - 1
+    b = bouts(need)
+    if len(b) == 0:
+        return np.zeros(n, dtype=bool)
+    if len(b) > 1:      # stretches whose windows touch are taken as one
+        cut = np.flatnonzero(b[1:, 0] - b[:-1, 1] > left + right) + 1
+        b = np.column_stack((b[np.concatenate(([0], cut)), 0], b[np.concatenate((cut - 1, [len(b) - 1])), 1]))
+    lens = b[:, 1] - b[:, 0] + left + right
+    total = int(lens.sum())
+    if total > n // 2:
+        return need & _std_below(mag, w, still_std_g)
+    # gathered stretch k: samples b[k, 0] - left ... b[k, 1] + right - 1 (clipped) from offset off[k]
+    off = np.cumsum(lens) - lens
+    idx = np.arange(total) + np.repeat(b[:, 0] - left - off, lens)
+    low = _std_below(mag[_clip_idx(idx, n)], w, still_std_g)
+    # back to the record: the stretch itself, whose windows lay wholly inside its gathered samples
+    core = b[:, 1] - b[:, 0]
+    start = np.cumsum(core) - core
+    j = np.arange(int(core.sum()))
+    still = np.zeros(n, dtype=bool)
+    still[j + np.repeat(b[:, 0] - start, core)] = low[j + np.repeat(off + left - start, core)]
+    return still & need
+
+
+def _clip_idx(i: np.ndarray, n: int) -> np.ndarray:
+    """Indices clipped to ``[0, n)`` in place."""
+    np.maximum(i, 0, out=i)
+    np.minimum(i, n - 1, out=i)
+    return i
+
+
+def _std_below(mag: np.ndarray, w: int, c: float) -> np.ndarray:
+    """Moving standard deviation (``uniform_filter1d`` of ``mag`` and ``mag**2``, w samples) < ``c``."""
+    mean = _moving_mean(mag, w)
+    var = _moving_mean(mag * mag, w)
+    var -= mean * mean
+    thr = _sqrt_below(c, var.dtype)
+    # std < c, as the variance below the threshold that makes it so (no square roots)
+    return var < thr if thr is not None else np.sqrt(np.maximum(var, 0.0)) < c
 
 
 def _sqrt_below(c: float, dtype):
@@ -156,54 +196,74 @@ def _sqrt_below_cached(c: float, dtype: np.dtype):
     return near[np.argmax(reach)]
 
 
+_RUNS_FROM = 100_000   # from this many samples _any_near works on runs (fewer passes), below on counts (fewer calls)
+
+
 def _any_near(mask: np.ndarray, w: int) -> np.ndarray:
     """True where ``mask`` holds within the window of ``w`` samples that ``scipy.ndimage``'s
     ``minimum_filter1d``/``maximum_filter1d`` use (``[i - w // 2, i + w - w // 2 - 1]``, clipped); along
     the last axis of (N,) or (k, N) masks."""
     n = mask.shape[-1]
     left, right = w // 2, w - w // 2 - 1
-    c = np.zeros(mask.shape[:-1] + (n + 1,), dtype=np.int32)
-    mask.cumsum(axis=-1, dtype=np.int32, out=c[..., 1:])
-    upper = np.empty(c.shape[:-1] + (n,), dtype=np.int32)
-    k = max(n - right - 1, 0)
-    upper[..., :k] = c[..., right + 1: right + 1 + k]
-    upper[..., k:] = c[..., n:]
-    lower = np.zeros_like(upper)
-    if left < n:
-        lower[..., left:] = c[..., : n - left]
-    return upper > lower
+    if n >= _RUNS_FROM:
+        return _widen_runs(mask.reshape(-1, n), left, right).reshape(mask.shape)
+    # running count, padded so that every window is one difference of two shifted views (no clipped copies):
+    # c[j] = count of mask[:min(max(j - left, 0), n)]
+    c = np.empty(mask.shape[:-1] + (n + w,), dtype=np.int32)
+    c[..., :left + 1] = 0
+    mask.cumsum(axis=-1, dtype=np.int32, out=c[..., left + 1: left + 1 + n])
+    c[..., left + 1 + n:] = c[..., left + n: left + n + 1]
+    return c[..., w:] > c[..., :n]
 
 
-def _close_open(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """``_drop_short(~_drop_short(~mask, min_len, keep_edges=True), min_len)``; a live window is often all
-    one label, which needs no run lengths: with no True the result is ``mask``, with no False it is
-    ``mask`` unless the one run is short."""
+def _widen_runs(mask: np.ndarray, left: int, right: int) -> np.ndarray:
+    """``_any_near`` of the rows of a (k, N) mask in run-length form: every True run ``[a, b)`` widened to
+    ``[a - right, b + left)`` (clipped to its row) and painted, the rows laid end to end."""
+    k, n = mask.shape
+    m = np.zeros((k, n + 2), dtype=bool)
+    m[:, 1:-1] = mask
+    f = m.ravel()
+    # edges of the padded rows laid end to end (a 1-D nonzero: far cheaper than a 2-D one): per row start,
+    # stop, start, stop, ...
+    e = np.not_equal(f[1:], f[:-1]).nonzero()[0]
+    if len(e) == 0:
+        return np.zeros((k, n), dtype=bool)
+    row = e[0::2] // (n + 2)
+    start = np.maximum(e[0::2] - row * (n + 2) - right, 0) + row * n
+    stop = np.minimum(e[1::2] - row * (n + 2) + left, n) + row * n
+    # widened runs that overlap the one before join it (starts and stops both increase along the rows)
+    new = start[1:] > stop[:-1]
+    runs = np.column_stack((start[np.concatenate(([True], new))], stop[np.concatenate((new, [True]))]))
+    return _paint(runs, k * n).reshape(k, n)
+
+
+def _paint(runs: np.ndarray, n: int) -> np.ndarray:
+    """(n,) bool, True over the sorted, disjoint ``[start, stop)`` ``runs``: False, True, False, ... repeated
+    over the lengths between their bounds (one pass)."""
+    cuts = np.concatenate(([0], runs.ravel(), [n]))
+    return np.repeat(np.arange(len(cuts) - 1) % 2 == 1, np.diff(cuts))
+
+
+def _close_open(mask: np.ndarray, min_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``mask`` with its interior False runs shorter than ``min_len`` filled (holes at the ends of a recording
+    are not holes), then its True runs shorter than ``min_len`` dropped (a closing, then an opening, in
+    run-length form); and the ``bouts`` of the result. A live window is often all one label: no run lengths."""
+    n = len(mask)
     if not mask.any():
-        return mask.copy()
+        return mask.copy(), np.zeros((0, 2), dtype=np.intp)
     if mask.all():
-        return mask.copy() if len(mask) >= min_len else np.zeros_like(mask)
-    return _drop_short(~_drop_short(~mask, min_len, keep_edges=True), min_len)
-
-
-def _drop_short(mask: np.ndarray, min_len: int, keep_edges: bool = False) -> np.ndarray:
-    """``mask`` without its True runs shorter than ``min_len`` samples (run-length form of an opening).
-
-    ``keep_edges``: runs touching either end are kept whatever their length (holes at the ends of a
-    recording are not holes).
-    """
+        if n >= min_len:
+            return mask.copy(), np.array([[0, n]], dtype=np.intp)
+        return np.zeros_like(mask), np.zeros((0, 2), dtype=np.intp)
     b = bouts(mask)
-    if len(b) == 0:
-        return mask
-    short = (b[:, 1] - b[:, 0]) < min_len
-    if keep_edges:
-        short &= (b[:, 0] > 0) & (b[:, 1] < len(mask))
-    if not short.any():
-        return mask
-    out = mask.copy()
-    n = len(mask) + 1
-    d = np.bincount(b[short, 0], minlength=n) - np.bincount(b[short, 1], minlength=n)
-    out[np.cumsum(d[:-1]) > 0] = False
-    return out
+    keep_hole = b[1:, 0] - b[:-1, 1] >= min_len
+    start = b[np.concatenate(([True], keep_hole)), 0]
+    stop = b[np.concatenate((keep_hole, [True])), 1]
+    long = stop - start >= min_len
+    runs = np.column_stack((start[long], stop[long]))
+    if len(runs) == len(b):           # nothing filled or dropped
+        return mask.copy(), b
+    return _paint(runs, n), runs
 
 
 def bouts(mask: np.ndarray) -> np.ndarray:

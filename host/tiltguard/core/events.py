@@ -193,9 +193,9 @@ def _uniform_grid(kin: Kinematics) -> Grid:
     if len(t) < 2 or (steps.max() < 1.25 * dt and steps.min() > 0.75 * dt
                       and abs(t[-1] - t[0] - (len(t) - 1) * dt) < 0.25 * dt):
         # within +-SPIKE_G everywhere (the max and min propagate NaN): every row is finite
-        fin = np.ones(len(acc), dtype=bool) if no_spike else _finite_rows(acc)
-        ok = ok_src & fin
-        data = valid & fin
+        fin = None if no_spike else _finite_rows(acc)
+        ok = ok_src if fin is None else ok_src & fin         # (ok_src is a new array already)
+        data = valid.copy() if fin is None else valid & fin
         acc, spike = (acc, None) if no_spike else _despike(acc, dt)
         obs = data & ~spike if spike is not None else data
         # origin on the absolute sample grid, so any window of a session maps indices to the same times
@@ -377,13 +377,28 @@ def _windows(x: np.ndarray, lo: np.ndarray, lens: np.ndarray, fill: float) -> np
             v = np.empty((len(lo), w), x.dtype)
             v[inner] = np.ndarray((k, w), x.dtype, x, 0, (st, st))[lo_c[inner]] if k else v[inner]
             v[~inner] = np.ndarray((len(tail) - w + 1, w), x.dtype, tail, 0, (st, st))[lo_c[~inner] - tail0]
-    v[np.arange(w) >= lens[:, None]] = fill
+    if lens.min() < w:
+        v[_past_end(w).take(lens, axis=0)] = fill     # (a row gather: cheaper than comparing (K, W) indices)
     return v
 
 
+@functools.lru_cache(maxsize=32)
+def _past_end(w: int) -> np.ndarray:
+    """(w + 1, w) bool: row L is True at the columns past a window of length L."""
+    return np.arange(w)[None, :] >= np.arange(w + 1)[:, None]
+
+
 def _window_min(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """min of x over each [lo_k, hi_k) (hi_k > lo_k; windows may overlap)."""
-    return _windows(x, lo, hi - lo, np.inf).min(axis=1)
+    """min of x over each [lo_k, hi_k) (hi_k > lo_k; windows may overlap).
+
+    One ``np.minimum.reduceat`` over the bounds lo_0, hi_0, lo_1, ...: the even results are the windows (an
+    overlap only spoils the odd ones, between windows, which are dropped); cheaper than gathering windows.
+    """
+    if len(lo) and hi.max() >= len(x):     # reduceat takes bounds below len(x): one more (unread) sample
+        x = np.append(x, np.inf)
+    idx = np.empty(2 * len(lo), dtype=np.intp)
+    idx[0::2], idx[1::2] = lo, hi
+    return np.minimum.reduceat(x, idx)[0::2]
 
 
 def _window_argmin(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -392,11 +407,12 @@ def _window_argmin(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _crossing(a: np.ndarray, thr: np.ndarray, lo: np.ndarray, hi: np.ndarray, rising: bool,
-              last: bool) -> np.ndarray:
+              last: bool, may_nan: bool = True) -> np.ndarray:
     """Fractional index of the first/last crossing of thr_k between samples j, j+1 with lo_k <= j < hi_k - 1.
 
     rising: a[j] < thr <= a[j+1]; falling: a[j] >= thr > a[j+1]. NaN where there is none. ``thr`` may be
     (K,) or (K, m) for m thresholds per window at the price of one gather; the result has thr's shape.
+    ``may_nan``: False when the caller knows ``a`` holds no NaN (the windows need no test for it).
     """
     thr2 = thr.reshape(len(lo), -1)
     k_, m = thr2.shape
@@ -407,15 +423,20 @@ def _crossing(a: np.ndarray, thr: np.ndarray, lo: np.ndarray, hi: np.ndarray, ri
     # past a window's end: -inf for a rise, +inf for a fall (neither can complete a crossing there)
     v = _windows(a, lo, lens + 1, -np.inf if rising else np.inf)
     th = thr2[:, :, None]
-    if np.isnan(v).any():     # NaN (a gap) compares False both ways: test both samples of each pair
+    if last:    # the last hit is the first one of the windows read backwards, where a rise is a fall (the
+        v, rising = v[:, ::-1], not rising       # hits come out in that order: no reversed copy for argmax)
+    if may_nan and np.isnan(v).any():     # NaN (a gap) compares False both ways: test both samples of each pair
         a0, a1 = v[:, None, :-1], v[:, None, 1:]
         hit = (a0 < th) & (a1 >= th) if rising else (a0 >= th) & (a1 < th)       # (K, m, W)
     else:                     # one comparison per sample, then pairs: the same hits
         above = v[:, None, :] >= th
         hit = above[:, :, 1:] > above[:, :, :-1] if rising else above[:, :, :-1] > above[:, :, 1:]
     w = hit.shape[2]
-    p = (w - 1 - hit[:, :, ::-1].argmax(axis=2)) if last else hit.argmax(axis=2)
-    k, c = hit.any(axis=2).nonzero()      # (hit at p: argmax finds a hit wherever there is one)
+    p = hit.argmax(axis=2)
+    # windows with a hit: the one at p (argmax finds a hit wherever there is one)
+    k, c = hit.reshape(-1, w)[np.arange(k_ * m), p.ravel()].reshape(k_, m).nonzero()
+    if last:
+        p = w - 1 - p
     j = lo[k] + p[k, c]
     aj = a[j]
     den = a[j + 1] - aj
@@ -460,7 +481,7 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     nd = (len(up) - o) // q
     fsd = fs / q
     s = _lowpass(_block_mean(up, o, nd, q), PEAK_LP_HZ, fsd)
-    okd = _all_in_blocks(g.ok, o, nd, q)
+    okd = _all_in_blocks(g.ok, o, nd, q, g.region if isinstance(g.region, _RunLabels) else None)
     pk_d = _humps(s, max(1, int(MIN_STEP_S * fsd)), int(2.0 * fsd) | 1)
     pk_d = pk_d[okd[pk_d]]
     if len(pk_d) == 0:
@@ -484,7 +505,8 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     ta, fa = trough[1:], floor[1:]       # after each peak
     span = int(EDGE_SEARCH_S * fs)       # rises and falls lie within this of the flight centre
     ic_hi = np.minimum(peaks + 1, tb + span)
-    both = _crossing(a, np.column_stack([fb + ic_level_g, fb + ANCHOR_G]), tb, ic_hi, rising=True, last=False)
+    both = _crossing(a, np.column_stack([fb + ic_level_g, fb + ANCHOR_G]), tb, ic_hi, rising=True, last=False,
+                     may_nan=not all_ok)
     ic, anc = both[:, 0], both[:, 1]
     if TANGENT_IC:
         # Tangent at the steep start of the rise, extended down to the threshold: ignores the small
@@ -497,7 +519,7 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     # TO: a plain threshold. A tangent on the falling edge (like IC) fits the simulator's half-sine better but
     # made contact time worse on the force-plate trials (the real sacral signal has a slow tail).
     to = _crossing(a, fa + to_level_g, np.maximum(np.maximum(ic_i, tb), ta - span), np.maximum(ta + 1, ic_i + 1),
-                   rising=False, last=True)
+                   rising=False, last=True, may_nan=not all_ok)
     # TO hidden in a bridged gap (lost packets): the step stays, its TO is unknown.
     bridged = None if g.obs is g.data else g.data & ~g.obs      # (the same array: nothing was bridged)
     # running count of bridged samples, None when there are none
@@ -537,8 +559,19 @@ def detect_steps(kin: Kinematics, *, ic_level_g: float = IC_LEVEL_G, to_level_g:
     t_ic, t_to = g.time(ic), g.time(to)
     chunk = _chunks(t_ic, reg)
     side, conf, method = _sides(g, ic, to, chunk)
-    peak = np.interp((ic + 0.1 / g.dt - o - q // 2) / q, np.arange(nd), s)
+    peak = _interp_unit(s, (ic + 0.1 / g.dt - o - q // 2) / q)
     return StepEvents(t_ic, t_to, side, conf, chunk, peak, method, ~imputed)
+
+
+def _interp_unit(fp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.interp(x, np.arange(len(fp)), fp)``, the same numbers (numpy's ``slope * (x - j) + fp[j]``, the end
+    values held outside) without building and searching the grid."""
+    if len(fp) < 2:
+        return np.interp(x, np.arange(len(fp)), fp)
+    j = _clip(np.floor(x), 0, len(fp) - 2).astype(np.intp)
+    f0 = fp[j]
+    y = (fp[j + 1] - f0) * (x - j) + f0
+    return np.where(x <= 0, fp[0], np.where(x >= len(fp) - 1, fp[-1], y))
 
 
 def _humps(s: np.ndarray, distance: int, wlen: int) -> np.ndarray:
@@ -560,18 +593,25 @@ def _humps(s: np.ndarray, distance: int, wlen: int) -> np.ndarray:
     return cand[ok]
 
 
-def _all_in_blocks(mask: np.ndarray, o: int, nd: int, q: int) -> np.ndarray:
+def _all_in_blocks(mask: np.ndarray, o: int, nd: int, q: int, runs: _RunLabels | None = None) -> np.ndarray:
     """(nd,) True for the blocks ``[o + k q, o + (k + 1) q)`` in which every sample of ``mask`` holds.
 
     From the runs of False (few: gaps, stops), marked per block by a difference array: no full-rate reduction.
+    ``runs``: the run labels of ``mask`` when they are at hand (then the mask itself is not read).
     """
     m = mask[o: o + nd * q]
     if nd == 0:
         return np.zeros(0, bool)
-    edges = (m[1:] != m[:-1]).nonzero()[0] + 1
-    bounds = np.concatenate(([0], edges, [len(m)]))
-    first_bad = 0 if not m[0] else 1                  # runs alternate
-    lo, hi = bounds[first_bad:-1:2], bounds[first_bad + 1::2]     # [lo, hi) runs of False
+    if runs is not None:
+        false = runs.labels == 0
+        lo = np.maximum(runs.bounds[false] - o, 0)
+        hi = np.minimum(np.append(runs.bounds[1:], runs.n)[false] - o, len(m))
+        lo, hi = lo[hi > lo], hi[hi > lo]       # within the blocks
+    else:
+        edges = (m[1:] != m[:-1]).nonzero()[0] + 1
+        bounds = np.concatenate(([0], edges, [len(m)]))
+        first_bad = 0 if not m[0] else 1                  # runs alternate
+        lo, hi = bounds[first_bad:-1:2], bounds[first_bad + 1::2]     # [lo, hi) runs of False
     if len(lo) == 0:            # the usual case: no gap, no stop
         return np.ones(nd, bool)
     # +1 at the first block of each False run, -1 after its last (bincount: np.add.at costs more here)
@@ -682,11 +722,13 @@ def _interp_at(x: np.ndarray, fidx: np.ndarray, nan0: bool = False) -> np.ndarra
 def _median(x: np.ndarray) -> np.float64:
     """np.median(x) of a non-empty 1-D float64 x without its wrappers: the middle value, or the mean of the
     middle two ((a + b) / 2, as np.mean adds and divides them), NaN if there is any NaN (sorted last)."""
-    s = np.sort(x)
-    h = len(s) // 2
+    n = len(x)
+    h = n // 2
+    # only the middle and the last (NaN sorts last) need their sorted places: a partition, not a sort
+    s = np.partition(x, (h, n - 1) if n % 2 else (h - 1, h, n - 1))
     if np.isnan(s[-1]):
         return np.float64(np.nan)
-    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2
 
 
 def _std(x: np.ndarray) -> np.float64:

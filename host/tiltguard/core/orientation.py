@@ -32,6 +32,7 @@ session away from the window's edges, which ``core.stream`` relies on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
@@ -595,14 +596,24 @@ def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
         out += tmp
         out += np.multiply(xt[2], m[:, 2:3], out=tmp)
         return out
-    # a long recording: row by row with one row of scratch (a fresh (3, N) temporary costs page faults)
-    out = np.empty(xt.shape, dtype=np.float32)
-    tmp = np.empty(xt.shape[1], dtype=np.float32)
-    for i in range(3):  # the three output rows
-        np.multiply(xt[0], m[i, 0], out=out[i])
-        out[i] += np.multiply(xt[1], m[i, 1], out=tmp)
-        out[i] += np.multiply(xt[2], m[i, 2], out=tmp)
-    return out
+    # a long recording: one matrix product (BLAS reads the rows once; the elementwise sums above take about
+    # five passes), on one thread: spare BLAS threads would spin and cost more CPU time than they save
+    with _one_blas_thread():
+        return np.matmul(m, xt)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+        return ThreadpoolController()      # finding the loaded BLAS takes a few ms: once
+    except Exception:  # noqa: BLE001 - no threadpoolctl (or it fails): leave BLAS as it is
+        return None
+
+
+def _one_blas_thread():
+    ctl = _blas_controller()
+    return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
 
 
 def _integrate_rows(r: np.ndarray, dt: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
