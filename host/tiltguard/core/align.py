@@ -126,7 +126,8 @@ def calibration_window(t_s: np.ndarray, activity: np.ndarray, fs_hz: float,
 
 
 def estimate_mounting(t_s: np.ndarray, acc_g: np.ndarray, gyro_dps: np.ndarray | None, fs_hz: float,
-                      activity: np.ndarray, config: AlignConfig | None = None) -> Mounting:
+                      activity: np.ndarray, config: AlignConfig | None = None, *,
+                      all_finite: bool | None = None) -> Mounting:
     """Estimate the sensor-to-pelvis rotation and the gyro bias from the calibration window.
 
     Parameters
@@ -134,6 +135,7 @@ def estimate_mounting(t_s: np.ndarray, acc_g: np.ndarray, gyro_dps: np.ndarray |
     t_s : (N,) time, s.   acc_g : (N, 3) specific force, g (sensor frame).
     gyro_dps : (N, 3) angular rate, deg/s, or None.   fs_hz : nominal rate, Hz.
     activity : (N,) codes from :func:`tiltguard.core.activity.classify`.
+    all_finite : True if the caller already knows every value of ``acc_g`` is finite (skips that test).
 
     With neither a stance nor 5 s of running, "up" is the session's mean specific force
     (``reference = "session_mean"``) and the forward direction is arbitrary (confidence 0).
@@ -141,7 +143,9 @@ def estimate_mounting(t_s: np.ndarray, acc_g: np.ndarray, gyro_dps: np.ndarray |
     cfg = config or AlignConfig()
     stand, run = calibration_window(t_s, activity, fs_hz, cfg)
     # one quick whole-array test first: usually every value is finite
-    finite = slice(None) if np.isfinite(np.sum(acc_g)) else np.isfinite(acc_g).all(axis=1)
+    if all_finite is None:
+        all_finite = bool(np.isfinite(np.sum(acc_g)))
+    finite = slice(None) if all_finite else np.isfinite(acc_g).all(axis=1)
     if not isinstance(finite, slice) and not finite.any():
         raise InputError("cannot estimate how the clip is worn: the accelerometer holds no numbers")
     bias = np.zeros(3)
@@ -197,7 +201,8 @@ def _forward(acc_g: np.ndarray, run: np.ndarray, up: np.ndarray, fs_hz: float):
     a = acc_g[run[0]: run[-1] + 1]
     sos = _bandpass_sos(float(fs_hz)).copy()     # scipy wants a writeable array
     a = signal.sosfiltfilt(sos, a, axis=0)
-    keep = run - run[0]
+    # the running samples within the filtered stretch; all of it (no gathers) when running is unbroken
+    keep = slice(None) if run[-1] - run[0] + 1 == len(run) else run - run[0]
     v = a @ up
     h = a - np.outer(v, up)
     dv = np.gradient(v) * fs_hz

@@ -80,6 +80,10 @@ def _frame(early: np.ndarray, late: np.ndarray) -> pd.DataFrame:
 
 
 def _nanmean(c: np.ndarray, axis: int = 0) -> np.ndarray:
+    s = c.sum(axis=axis)
+    if np.isfinite(s).all():
+        # no NaN (nor inf) anywhere: the same sums as below with every count full, without the masks
+        return s / c.shape[axis]
     ok = np.isfinite(c)
     cnt = ok.sum(axis=axis)
     s = np.where(ok, c, 0.0).sum(axis=axis)

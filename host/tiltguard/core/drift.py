@@ -414,6 +414,12 @@ def detect_drift(strides: pd.DataFrame, config: DriftConfig | None = None) -> tu
 
 
 def alerts_frame(alerts: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(alerts, columns=ALERTS_COLUMNS)
-    df["sent"] = df["sent"].astype(object)
-    return df
+    """The ``ALERTS_COLUMNS`` table of alert dicts (all-object columns when there are none).
+
+    Built from one list per column: pandas' list-of-dicts path costs ~0.3 ms even for no rows.
+    """
+    if not alerts:
+        return pd.DataFrame({c: np.empty(0, dtype=object) for c in ALERTS_COLUMNS})
+    cols = {c: [a.get(c) for a in alerts] for c in ALERTS_COLUMNS}
+    cols["sent"] = pd.Series(cols["sent"], dtype=object)   # object, as written back later (not str)
+    return pd.DataFrame(cols)

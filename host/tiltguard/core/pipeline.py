@@ -71,7 +71,8 @@ def kinematics(rec: Recording, config: AnalysisConfig | None = None, mounting: M
     codes = act.classify(acc32.T if all_finite else np.nan_to_num(acc), fs, oc.activity,
                          first_run_s=first_run_s, t_s=rec.t_s)
     if mounting is None:
-        mounting = estimate_mounting(rec.t_s, acc, rec.gyro_dps, fs, codes, oc.align)
+        mounting = estimate_mounting(rec.t_s, acc, rec.gyro_dps, fs, codes, oc.align,
+                                     all_finite=all_finite)
     src = replace(rec, acc_g=acc32.T) if all_finite else rec
     kin = orientation(src, mounting=mounting, activity=codes, config=oc, fs_hz=fs)
     return kin, mounting
