@@ -54,38 +54,37 @@ def _run(src: Path, hop_s: float, analyse: bool | str, speed: float | None = Non
         return time.process_time() - c0, time.perf_counter() - w0, s
 
 
-class _FastForward:
+def _fast_forward(src: Path, ff_s: float, settle_s: float = 10.0, stop_s: float | None = None):
     """A replay that delivers its first ``ff_s`` seconds of stream as fast as it can (the analyser calibrates),
-    then paces the rest at real time; ``cpu`` = process CPU time over the real-time stretch from ``settle_s``
-    after it starts to the last frame, ``stream_s`` = the stream time that stretch covers."""
+    then paces the rest at real time (up to ``stop_s`` more). Its ``cpu`` is the process CPU time over the
+    real-time stretch from ``settle_s`` after it starts to the last frame, ``stream_s`` the stream time that
+    stretch covers."""
+    from tiltguard.transport.replay import ReplayTransport
 
-    def __new__(cls, src: Path, ff_s: float, settle_s: float = 10.0, stop_s: float | None = None):
-        from tiltguard.transport.replay import ReplayTransport
+    class FastForward(ReplayTransport):
+        cpu = stream_s = float("nan")
 
-        class FF(ReplayTransport):
-            cpu = stream_s = float("nan")
+        async def open(self):
+            await super().open()
+            p = self._pace
+            t_rt = p[0] + ff_s                 # real time from here on
+            self._t_mark = t_rt + settle_s
+            keep = len(p) if stop_s is None else int(np.searchsorted(p, t_rt + stop_s))
+            self._frames, self._pace = self._frames[:keep], np.maximum(p[:keep], t_rt)
 
-            async def open(self):
-                await super().open()
-                p = self._pace
-                t_rt = p[0] + ff_s                 # real time from here on
-                self._t_mark = t_rt + settle_s
-                keep = len(p) if stop_s is None else int(np.searchsorted(p, t_rt + stop_s))
-                self._frames, self._pace = self._frames[:keep], np.maximum(p[:keep], t_rt)
+        async def _run(self):
+            mark, i = None, 0
+            async for item in super()._run():
+                if getattr(item, "kind", None) == "end" and mark is not None:
+                    self.cpu = time.process_time() - mark[0]
+                    self.stream_s = self._pace[-1] - mark[1]
+                elif hasattr(item, "raw"):     # frame i (the bundled sessions have no damaged ones)
+                    if mark is None and self._pace[i] >= self._t_mark:
+                        mark = (time.process_time(), self._pace[i])
+                    i += 1
+                yield item
 
-            async def _run(self):
-                mark, i = None, 0
-                async for item in super()._run():
-                    if getattr(item, "kind", None) == "end" and mark is not None:
-                        self.cpu = time.process_time() - mark[0]
-                        self.stream_s = self._pace[-1] - mark[1]
-                    elif hasattr(item, "raw"):     # frame i (the bundled sessions have no damaged ones)
-                        if mark is None and self._pace[i] >= self._t_mark:
-                            mark = (time.process_time(), self._pace[i])
-                        i += 1
-                    yield item
-
-        return FF(src, speed=1.0)
+    return FastForward(src, speed=1.0)
 
 
 def pct(v, q):
@@ -165,12 +164,12 @@ def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float) -> None:
     """CPU at real time, the way a run feels it: the process sleeps between frames (60 ms apart), and on
     this kind of machine every wake-up costs CPU and cold caches. Baselines in the same run, over the same
     stretch: the replay transport alone, and with the live session's event loop handing frames to nothing."""
-    pipe = _FastForward(src, ff_s, stop_s=run_s)
+    pipe = _fast_forward(src, ff_s, stop_s=run_s)
     _, _, s = _run(src, hop_s, analyse=True, transport=pipe)
     base_s = min(run_s, 30.0)
-    loop = _FastForward(src, ff_s, stop_s=base_s)
+    loop = _fast_forward(src, ff_s, stop_s=base_s)
     _run(src, hop_s, analyse="transport", transport=loop)
-    bare = _FastForward(src, ff_s, stop_s=base_s)
+    bare = _fast_forward(src, ff_s, stop_s=base_s)
 
     async def drain():
         async with bare:

@@ -171,3 +171,34 @@ def test_no_per_sample_python_loops():
             if isinstance(node, (ast.For, ast.While)):
                 src = ast.unparse(node.iter) if isinstance(node, ast.For) else "while"
                 assert any(src.startswith(a) for a in allowed), f"{name}:{node.lineno}: loop over {src}"
+
+
+@pytest.fixture(scope="module")
+def long_gapless():
+    """Long enough (> 8192 samples) for the whole-session code paths; no lost samples, no gaps."""
+    res = simulate(SimConfig(minutes=1.5, seed=3, rate_hz=200, scenario="steady"))
+    return Recording(t_s=res.t_s, acc_g=res.acc_g, gyro_dps=res.gyro_dps)
+
+
+def test_regular_block_path_equals_the_general_one(long_gapless, monkeypatch):
+    """Without lost samples the angles come from (block, slot) views (_angles_regular); the general path
+    (cumsum over samples, gathers) must give the same angles to rounding, or one of them has drifted."""
+    from tiltguard.core import orientation as O
+
+    fast, _ = kinematics(long_gapless)
+    monkeypatch.setattr(O, "_regular_blocks", lambda *a, **k: False)
+    slow, _ = kinematics(long_gapless)
+    d = np.abs(fast.angles_deg.astype(float) - slow.angles_deg.astype(float))
+    assert np.nanmax(d) < 1e-4, np.nanmax(d, axis=0)
+    assert np.allclose(fast.acc_level_g, slow.acc_level_g, atol=1e-5)
+
+
+def test_rotation_without_threadpoolctl_is_the_same(long_gapless, monkeypatch):
+    """The sensor rotations keep BLAS on one thread via threadpoolctl; without it they still work, alike."""
+    from tiltguard.core import orientation as O
+
+    with_ctl, _ = kinematics(long_gapless)
+    monkeypatch.setattr(O, "_blas_controller", lambda: None)
+    without, _ = kinematics(long_gapless)
+    assert np.array_equal(with_ctl.angles_deg, without.angles_deg)
+    assert np.array_equal(with_ctl.gyro_body_dps, without.gyro_body_dps)

@@ -64,9 +64,15 @@ def _reduce(x: np.ndarray, i0: np.ndarray, i1: np.ndarray, ufunc) -> np.ndarray:
     """
     if len(i0) == 0:
         return np.zeros(0)
-    # reduceat needs every index < len: one extra element only when a window ends at the last sample
+    xp, pairs = _reduceat_args(x, i0, i1)
+    return ufunc.reduceat(xp, pairs)[::2].astype(np.float64, copy=False)
+
+
+def _reduceat_args(x: np.ndarray, i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (padded by one element only when a window ends at the last sample: reduceat needs every index
+    < len) and the interleaved (start, end) indices whose even reduceat outputs are the windows'."""
     xp = x if int(np.max(i1)) < len(x) else np.concatenate((x, x[-1:]))
-    return ufunc.reduceat(xp, np.column_stack([i0, i1]).ravel())[::2].astype(np.float64, copy=False)
+    return xp, np.column_stack([i0, i1]).ravel()
 
 
 def vertical_oscillation_cm(g: Grid, i0: np.ndarray, i1: np.ndarray) -> np.ndarray:
@@ -199,9 +205,8 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
     # extremes of all three angles over the strides; of the stances only what the pelvic drop needs (the
     # obliquity's max in left stance, min in right stance). Reducing (start, end) pairs also reduces each
     # gap between windows, which for stance windows is most of the stride: a third of the old work.
-    # (the calls of _reduce inlined: one padding test and one set of index pairs for all four)
-    xp = ang if int(np.max(w1)) < len(ang) else np.concatenate((ang, ang[-1:]))
-    pairs = np.column_stack([w0, w1]).ravel()
+    # (one padding test and one set of index pairs for all four reductions)
+    xp, pairs = _reduceat_args(ang, w0, w1)
     amax = np.maximum.reduceat(xp, pairs[:2 * k])[::2].astype(np.float64, copy=False)
     amin = np.minimum.reduceat(xp, pairs[:2 * k])[::2].astype(np.float64, copy=False)
     st_max = np.maximum.reduceat(xp[:, 1], pairs[2 * k:4 * k])[::2].astype(np.float64, copy=False)

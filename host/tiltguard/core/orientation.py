@@ -582,15 +582,16 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
                       valid=valid, running=activity == act.RUNNING, activity=activity, meta=meta)
 
 def _rotate_cols(x: np.ndarray, M: np.ndarray, offset=None) -> np.ndarray:
-    """``M @ (x - offset).T`` for (N, 3) ``x``: a (3, N) float32 array (same arithmetic as ``rotate_rows``)."""
+    """``M @ (x - offset).T`` for (N, 3) ``x``: a (3, N) float32 array (short windows: the same arithmetic as
+    ``angles.rotate_rows``; long recordings: a BLAS product, equal to rounding)."""
     # one transposing pass to contiguous columns (none if x already is float32 channel rows: read-only
     # then, the offset is subtracted in a copy)
     xt = np.asarray(x).T.astype(np.float32, order="C", copy=offset is not None)
     if offset is not None:
         xt -= np.asarray(offset, dtype=np.float64).astype(np.float32)[:, None]
-    # the same float32 operations in the same order per element: r = x0 M[i, 0] + x1 M[i, 1] + x2 M[i, 2]
     m = np.asarray(M, dtype=np.float64).astype(np.float32)
-    if xt.shape[1] < _SLOTS_MIN:     # a short window: all three output rows per call (fewer calls)
+    if xt.shape[1] < _SLOTS_MIN:     # a short window: all three output rows per call (fewer calls), the
+        # same float32 operations in the same order per element: r = x0 M[i, 0] + x1 M[i, 1] + x2 M[i, 2]
         out = np.multiply(xt[0], m[:, 0:1])
         tmp = np.multiply(xt[1], m[:, 1:2])
         out += tmp
