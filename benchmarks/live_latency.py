@@ -15,7 +15,10 @@ pipeline as fast as possible and prints:
   paced at ``--speed`` (frames one by one) and at real time over ``--realtime-s`` seconds after a
   fast-forward, each next to baselines measured in the same run (decoding and logging only; the replay
   transport and event loop alone). Real time is the honest figure: between frames the process sleeps, and
-  waking costs CPU (and cold caches) that a faster replay hides.
+  waking costs CPU (and cold caches) that a faster replay hides. The pipeline's share is split, paced and at
+  real time, into the provisional looks, the final analysis and the handling of each frame (clocks on
+  ``ProvisionalStrides._look`` and ``StreamAnalyzer.feed``), and the machine's own wake-up tax is measured
+  with a process that only sleeps one frame interval at a time.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ def _fast_forward(src: Path, ff_s: float, settle_s: float = 10.0, stop_s: float 
     from tiltguard.transport.replay import ReplayTransport
 
     class FastForward(ReplayTransport):
-        cpu = stream_s = float("nan")
+        cpu = stream_s = mark_cpu = float("nan")
+        frames_after_mark = 0
 
         async def open(self):
             await super().open()
@@ -81,10 +85,63 @@ def _fast_forward(src: Path, ff_s: float, settle_s: float = 10.0, stop_s: float 
                 elif hasattr(item, "raw"):     # frame i (the bundled sessions have no damaged ones)
                     if mark is None and self._pace[i] >= self._t_mark:
                         mark = (time.process_time(), self._pace[i])
+                        self.mark_cpu = mark[0]
+                    self.frames_after_mark += mark is not None
                     i += 1
                 yield item
 
     return FastForward(src, speed=1.0)
+
+
+class _Clock:
+    """CPU time spent in one method while installed (instrumentation for this benchmark only)."""
+
+    def __init__(self, cls, name: str):
+        self.cls, self.name, self.orig = cls, name, getattr(cls, name)
+        self.calls: list[tuple[float, float]] = []    # (process time at the start, CPU s)
+        orig, calls = self.orig, self.calls
+
+        def timed(obj, *a, **k):
+            c = time.process_time()
+            try:
+                return orig(obj, *a, **k)
+            finally:
+                calls.append((c, time.process_time() - c))
+
+        setattr(cls, name, timed)
+
+    def close(self) -> _Clock:
+        setattr(self.cls, self.name, self.orig)
+        return self
+
+    def since(self, c0: float = -np.inf) -> tuple[int, float]:
+        """Calls that started at process time >= c0, and their CPU s."""
+        d = [x for c, x in self.calls if c >= c0]
+        return len(d), float(sum(d))
+
+
+def _clocks() -> tuple[_Clock, _Clock]:
+    """Clocks on the provisional looks (one per stride) and the final analysis (one per hop)."""
+    from tiltguard.core.provisional import ProvisionalStrides
+    from tiltguard.core.stream import StreamAnalyzer
+
+    return _Clock(ProvisionalStrides, "_look"), _Clock(StreamAnalyzer, "feed")
+
+
+def _wake_tax(period_s: float, n: int = 100) -> tuple[float, float]:
+    """CPU per wake-up of a process doing nothing else, us: sleeping with time.sleep, and in asyncio."""
+    c = time.process_time()
+    for _ in range(n):
+        time.sleep(period_s)
+    plain = (time.process_time() - c) / n
+
+    async def loop():
+        c = time.process_time()
+        for _ in range(n):
+            await asyncio.sleep(period_s)
+        return (time.process_time() - c) / n
+
+    return 1e6 * plain, 1e6 * asyncio.run(loop())
 
 
 def pct(v, q):
@@ -124,7 +181,9 @@ def main() -> int:
     src = Path(a.session)
     cpu_base, wall_base, _ = _run(src, a.hop, analyse=False)
     cpu, wall, s = _run(src, a.hop, analyse=True)
+    looks, finals = _clocks()
     cpu_paced, wall_paced, s_paced = _run(src, a.hop, analyse=True, speed=a.speed)
+    looks.close(), finals.close()
     cpu_link, _, _ = _run(src, a.hop, analyse="transport", speed=a.speed)
     dur_s = s.t_stream_s
     strides = s.analyzer.strides
@@ -154,18 +213,40 @@ def main() -> int:
           f"(target < 1 %), {s_paced.provisional.looks if s_paced.provisional else 0} provisional looks; of which "
           f"the replay transport and event loop alone (standing in for the clip and the radio) {link:.2f} %, "
           f"the host pipeline {paced - link:.2f} %")
+    paced_parts = _split(cpu_paced - cpu_link, s_paced.t_stream_s, s_paced.decoder.counters.frames_ok, looks, finals)
+    print("  the pipeline's share: " + _parts_text(paced_parts))
     if a.realtime_s > 0:
-        _realtime(src, a.hop, a.ff_s, a.realtime_s)
+        _realtime(src, a.hop, a.ff_s, a.realtime_s, paced_parts)
     print(f"wall time: {wall:.1f} s with analysis, {wall_base:.1f} s baseline, {wall_paced:.1f} s paced")
     return 0
 
 
-def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float) -> None:
+def _split(cpu_s: float, stream_s: float, frames: int, looks: _Clock, finals: _Clock,
+           c0: float = -np.inf) -> dict:
+    """The pipeline's CPU (the run's minus its transport + event-loop baseline) as % of the hour: the
+    provisional looks, the final analysis and, the rest, the handling of each frame (us a frame)."""
+    n_look, look_s = looks.since(c0)
+    _, final_s = finals.since(c0)
+    rest_s = cpu_s - look_s - final_s
+    return {"looks": 100 * look_s / stream_s, "n_looks": n_look, "look_ms": 1000 * look_s / max(n_look, 1),
+            "final": 100 * final_s / stream_s, "frames": 100 * rest_s / stream_s,
+            "frame_us": 1e6 * rest_s / max(frames, 1)}
+
+
+def _parts_text(p: dict) -> str:
+    return (f"provisional looks {p['looks']:.2f} % ({p['n_looks']} looks, {p['look_ms']:.2f} ms each), final analysis "
+            f"{p['final']:.2f} %, the handling of each frame {p['frames']:.2f} % ({p['frame_us']:.0f} us a frame)")
+
+
+def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict) -> None:
     """CPU at real time, the way a run feels it: the process sleeps between frames (60 ms apart), and on
     this kind of machine every wake-up costs CPU and cold caches. Baselines in the same run, over the same
-    stretch: the replay transport alone, and with the live session's event loop handing frames to nothing."""
+    stretch: the replay transport alone, and with the live session's event loop handing frames to nothing;
+    what a wake-up costs a process that does nothing else. The pipeline's share is split as when paced."""
     pipe = _fast_forward(src, ff_s, stop_s=run_s)
+    looks, finals = _clocks()
     _, _, s = _run(src, hop_s, analyse=True, transport=pipe)
+    looks.close(), finals.close()
     base_s = min(run_s, 30.0)
     loop = _fast_forward(src, ff_s, stop_s=base_s)
     _run(src, hop_s, analyse="transport", transport=loop)
@@ -184,6 +265,15 @@ def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float) -> None:
     print(f"  baselines over {bare.stream_s:.0f} s of the same stretch: the replay transport alone (standing in "
           f"for the clip and the radio) {radio:.2f} %, with the session's event loop handing each frame to nothing "
           f"{link:.2f} %; the pipeline's own work {total - link:.2f} %")
+    rt = _split(pipe.cpu - link / 100 * pipe.stream_s, pipe.stream_s, pipe.frames_after_mark, looks, finals,
+                pipe.mark_cpu)
+    print(f"  the pipeline's share: {_parts_text(rt)}; when paced a look took {paced['look_ms']:.2f} ms and a "
+          f"frame {paced['frame_us']:.0f} us")
+    frame_s = float(np.median(np.diff(pipe._pace[-200:])))
+    plain_us, loop_us = _wake_tax(frame_s)
+    print(f"  this machine's wake-up tax, a process doing nothing but sleep {frame_s * 1000:.0f} ms at a time: "
+          f"{plain_us:.0f} us CPU per wake-up (time.sleep), {loop_us:.0f} us (asyncio), i.e. "
+          f"{100 * loop_us * 1e-6 / frame_s:.2f} % of the hour at one frame per wake-up")
 
 
 if __name__ == "__main__":

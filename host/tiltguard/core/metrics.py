@@ -188,9 +188,15 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
     ``gct_*_ms`` the contact times of its left and right step; asymmetries ``100 (L - R) / mean(L, R)`` %.
     Angles unavailable in ``kin`` (NaN, e.g. rotation without a gyro) give NaN columns.
     """
+    return pd.DataFrame(stride_rows(kin, ev, grid), columns=_STRIDES_INDEX, copy=False)
+
+
+def stride_rows(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> np.ndarray:
+    """:func:`stride_table` as a (strides, ``len(STRIDES_COLUMNS)``) float64 array (a view of a
+    column-major block): the live look's way in, without a table per stride."""
     si = stride_index(ev)
     if len(si) == 0:
-        return pd.DataFrame(np.zeros((0, len(STRIDES_COLUMNS))), columns=STRIDES_COLUMNS)
+        return np.zeros((0, len(STRIDES_COLUMNS)))
     g = grid or uniform_grid(kin)
     k = len(si)
     t_ic, t_to = ev.t_ic_s, ev.t_to_s
@@ -242,6 +248,5 @@ def stride_table(kin: Kinematics, ev: StepEvents, grid: Grid | None = None) -> p
         "gct_asymmetry_pct": asym[0],
         "obliquity_asymmetry_pct": asym[1],
     }
-    # one (columns, rows) float64 block handed to pandas as it is: a dict of columns costs ~20x more
-    block = np.stack(itemgetter(*STRIDES_COLUMNS)(cols))
-    return pd.DataFrame(block.T, columns=_STRIDES_INDEX, copy=False)
+    # one (columns, rows) float64 block, handed to pandas as it is: a dict of columns costs ~20x more
+    return np.stack(itemgetter(*STRIDES_COLUMNS)(cols)).T

@@ -12,7 +12,7 @@ that it equals the batch result. The live dashboard wants the stride that just e
    ``window_s`` seconds. They find every step up to the one before the new contact;
 3. the closing contact's initial contact is read as ``core.events`` reads one, from the samples so far
    (first rise through ``floor + IC_LEVEL_G`` after the flight, moved later to the tangent at the
-   ``floor + ANCHOR_G`` crossing), and the stride row comes from ``metrics.stride_table``.
+   ``floor + ANCHOR_G`` crossing), and the stride row comes from ``metrics.stride_rows`` (``stride_table`` without the table).
 
 Initial-contact times, cadence and ground-contact times agree with the final strides to about a millisecond and
 0.1 steps/min. Angles agree less well (about a degree on stride-mean tilt): the window's end sees only
@@ -186,11 +186,10 @@ class ProvisionalStrides:
             np.append(ev.t_ic_s[last], t_ic), np.append(ev.t_to_s[last], np.nan), np.append(ev.side[last], side),
             np.append(ev.side_confidence[last], ev.side_confidence[-1]), np.append(ev.chunk[last], ev.chunk[-1]),
             np.append(ev.peak_g[last], np.nan), ev.side_method, np.append(ev.observed[last], True))
-        new = metrics.stride_table(kin, ext, g).to_numpy(np.float64)   # columns in STRIDES_COLUMNS order
+        new = metrics.stride_rows(kin, ext, g)   # columns in STRIDES_COLUMNS order
         if len(new) == 0:
             return None
         if not kin.meta.get("gyro", True):
-            new = new.copy()     # (pandas hands out a read-only view)
             new[:, _NEEDS_GYRO] = np.nan
         self._last_end = t_ic
         self.given += 1
