@@ -101,6 +101,16 @@ class ProvisionalStrides:
             return self._none
         return found[0] if len(found) == 1 else np.concatenate(found)
 
+    @property
+    def waiting(self) -> bool:
+        """A contact waits for the samples after it that its look needs: feed the next ones at once."""
+        return bool(self._queue)
+
+    @property
+    def flight_min_g(self) -> float | None:
+        """The minimum ``|a|`` (g) of the flight in progress at the last sample fed; None when not in flight."""
+        return self._flight_min
+
     # ------------------------------------------------------------------ internals
     @property
     def _t(self) -> np.ndarray:

@@ -7,9 +7,12 @@ Data flow per received frame:
    flash log (``download_log``) when the transport can, or given up (``abandon``) when it cannot;
 3. feed the analyser only samples below the first open hole, in index order, so a backfilled stretch is
    analysed where it belongs; strides/steps/alerts the analyser makes final are appended to the CSVs at once;
-4. the same samples go, frame by frame, to ``core.provisional``: the stride that just ended reaches the
-   dashboard a few tens of milliseconds after its closing contact (the final one follows ``margin_s`` later);
-5. alerts become a buzz command to the clip (and an optional host sound) per ``live.config.AlertPolicy``.
+4. the same samples go to ``core.provisional``: the stride that just ended reaches the dashboard a few tens
+   of milliseconds after its closing contact (the final one follows ``margin_s`` later);
+5. steps 3 and 4 run when there is something to do: at once when a contact's steep rise may be in the frame
+   (a cheap test on its raw ``|a|``) or a look waits for samples, else once per ``hop_s`` (the analyser's
+   step) or 16 frames. Decoding a frame at a time costs several times more CPU at real time.
+6. alerts become a buzz command to the clip (and an optional host sound) per ``live.config.AlertPolicy``.
 
 Restarting on an existing session folder rebuilds everything from the log first (nothing is re-sent).
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tiltguard.core.provisional import ProvisionalStrides
+from tiltguard.core.provisional import FLIGHT_G, RISE_G, ProvisionalStrides
 from tiltguard.core.stream import StreamAnalyzer
 from tiltguard.errors import InputError
 from tiltguard.formats import session as sf
@@ -114,7 +117,9 @@ class LiveSession:
         # per provisional stride: (t_end_s, newest sample its look used, and the ends of the blocks that
         # brought its last sample and that one (stream time, s), processing s)
         self.stride_timing: list[tuple] = []
-        self._block_ends: deque[float] = deque(maxlen=64)   # stream time of the last sample of recent blocks
+        self._frame_ends: deque[float] = deque(maxlen=128)  # stream time of the last sample of recent frames
+        self._urgent = True         # analyse the pending frames at once (else at the next hop)
+        self._flight2: float | None = None   # min |a|^2 (wire units) of a flight seen in pending frames
         self.latency_final_s: list[float] = []    # frame handled -> final stride written (when a frame made it final)
         self.latency_buzz_s: list[float] = []     # alert made final -> buzz command written
         self._pending: list[bytes] = []
@@ -226,7 +231,7 @@ class LiveSession:
             # no timeout (a timer and a task per frame): the ticker and stop() put _WAKE in the queue instead
             item = items.get_nowait() if not items.empty() else await items.get()
             if item is _WAKE:
-                if self._pending:
+                if self._pending and self._urgent:
                     await self._drain()
                 continue
             if item is None:
@@ -237,8 +242,8 @@ class LiveSession:
                 await self._on_link(item)
                 if item.kind == "end":
                     return True
-            # a burst of frames (max-speed replay, a backfill) is drained in batches; otherwise at once
-            if len(self._pending) >= 16 or items.empty():
+            # a burst of frames (max-speed replay, a backfill) is drained in batches; otherwise when wanted
+            if len(self._pending) >= 16 or (self._urgent and items.empty()):
                 await self._drain()
         return False
 
@@ -316,6 +321,8 @@ class LiveSession:
             self._last_rx = time.monotonic()
             self._pending.append(item.raw)
             self._pending_dec.append(f)
+            if not self._urgent:
+                self._urgent = self._wanted_now(f)
             if self.meta.get("mode") is None:
                 self.meta["mode"] = "full" if f.full else "compact"
                 self.meta["sample_rate_hz"] = round(1e6 / (f.period_q * w.PERIOD_LSB_US), 3)
@@ -475,8 +482,36 @@ class LiveSession:
             await self._next_download()
 
     # ------------------------------------------------------------------ analysis
+    def _wanted_now(self, f: fr.DataFrame) -> bool:
+        """Must the pending frames be analysed now that ``f`` came? Yes when the provisional trigger may fire
+        in it (a flight seen since the last look, then a sample ``RISE_G`` above that flight's minimum: the
+        trigger's own test on the frame's minimum and maximum, so never later than it), when a look waits
+        for samples, when the analyser's next hop is due, or to start the provisional strides."""
+        prov = self.provisional
+        if prov is None:
+            if self.cfg.provisional and self.analyzer.mounting is not None:
+                return True
+        elif prov.waiting:
+            return True
+        else:
+            a = f.values[:, 3:6].astype(np.float32)
+            m2 = np.einsum("ij,ij->i", a, a)
+            lo = float(m2.min())
+            if lo < _FLIGHT2 and (self._flight2 is None or lo < self._flight2):
+                self._flight2 = lo
+            if self._flight2 is not None and float(m2.max()) ** 0.5 > self._flight2 ** 0.5 + _RISE - 1.0:
+                return True
+        if self._origin_us is None:
+            return True
+        t_last_us = f.t_us - self._origin_us + (f.n - 1) * f.period_q * w.PERIOD_LSB_US
+        return t_last_us / 1e6 - self._t_analyser >= self.cfg.hop_s
+
     async def _drain(self, final: bool = False) -> None:
         updates = self._drain_sync(final=final)
+        self._urgent = False
+        prov = self.provisional      # where the trigger stands after these samples
+        fmin = prov.flight_min_g if prov is not None else None
+        self._flight2 = None if fmin is None else (fmin / w.ACC_LSB_G) ** 2
         for alert in updates:
             await self._cue(alert)
 
@@ -542,6 +577,7 @@ class LiveSession:
             ts.append(_offsets_us(f.n, f.period_q) + (f.t_us - self._origin_us))   # increasing within a frame
             vals.append(f.values)
             nxt += f.n
+        self._frame_ends.extend(x[-1] / 1e6 for x in ts)   # (latency bookkeeping)
         if len(frames) == 1:
             t_us, v = ts[0], vals[0]
         else:
@@ -570,7 +606,8 @@ class LiveSession:
                 return
             self.provisional = ProvisionalStrides(an.config, an.mounting, an.fs_hz, an.first_run_s)
         newest = float(block[0][-1])
-        self._block_ends.append(newest)
+        if not self._frame_ends or self._frame_ends[-1] < newest:   # a block the general decoder made
+            self._frame_ends.append(newest)
         new = self.provisional.feed(*block)
         if len(new):   # (k, STRIDES_COLUMNS) float rows
             self._provisional_rows.append(new)
@@ -580,7 +617,7 @@ class LiveSession:
                 self.last_gct_ms = sum(g) / len(g)
             took = time.perf_counter() - t_rx
             self.latency_stride_s.append(took)
-            ends = np.array(self._block_ends)
+            ends = np.array(self._frame_ends)
             reads = self.provisional.read_s[-len(new):]
             for te, rd in zip(new[:, _T_END].tolist(), reads):  # the stride's last sample is just before t_end
                 held, got = ends[ends >= te - 0.5 / an.fs_hz], ends[ends >= rd]
@@ -715,6 +752,8 @@ class LiveSession:
 
 
 _T_END = sf.STRIDES_COLUMNS.index("t_end_s")
+_FLIGHT2 = (FLIGHT_G / w.ACC_LSB_G) ** 2    # core.provisional's trigger levels in wire units
+_RISE = RISE_G / w.ACC_LSB_G          # (less one count below: float32 squares never make the test late)
 _SCALE = np.array([w.ANGLE_LSB_DEG] * 3 + [w.ACC_LSB_G] * 3 + [w.GYRO_LSB_DPS] * 3)   # wire units -> deg, g, dps
 
 
