@@ -107,6 +107,11 @@ class ProvisionalStrides:
         return bool(self._queue)
 
     @property
+    def next_closes(self) -> bool:
+        """Whether the next contact may close a stride (False: it is the right one, which closes none)."""
+        return self._closes is not False
+
+    @property
     def flight_min_g(self) -> float | None:
         """The minimum ``|a|`` (g) of the flight in progress at the last sample fed; None when not in flight."""
         return self._flight_min
