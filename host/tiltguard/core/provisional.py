@@ -12,7 +12,8 @@ that it equals the batch result. The live dashboard wants the stride that just e
    ``window_s`` seconds. They find every step up to the one before the new contact;
 3. the closing contact's initial contact is read as ``core.events`` reads one, from the samples so far
    (first rise through ``floor + IC_LEVEL_G`` after the flight, moved later to the tangent at the
-   ``floor + ANCHOR_G`` crossing), and the stride row comes from ``metrics.stride_rows`` (``stride_table`` without the table).
+   ``floor + ANCHOR_G`` crossing), and the stride row comes from ``metrics.stride_rows`` (``stride_table``
+   without the table).
 
 Initial-contact times, cadence and ground-contact times agree with the final strides to about a millisecond and
 0.1 steps/min. Angles agree less well (about a degree on stride-mean tilt): the window's end sees only

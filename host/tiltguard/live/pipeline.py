@@ -2,7 +2,8 @@
 
 Data flow per received frame:
 
-1. append it to ``stream.tgl`` (flushed every ``flush_s`` <= 1 s, so a killed host loses at most that);
+1. append it to ``stream.tgl``, flushed when a frame comes ``flush_s`` (<= 1 s) after the last flush and
+   by a once-a-second tick (a stalled link), so a killed host loses at most ``flush_s`` of samples;
 2. count its samples by index (``StreamDecoder``/``SeqTracker``): holes are asked back from the clip's
    flash log (``download_log``) when the transport can, or given up (``abandon``) when it cannot;
 3. feed the analyser only samples below the first open hole, in index order, so a backfilled stretch is
@@ -79,8 +80,8 @@ class _Table:
 class LiveSession:
     """One live run into ``session_dir``. ``await run()`` returns the summary dict.
 
-    ``on_update`` (optional) is called after every processed frame batch with this object (the dashboard).
-    ``stop()`` ends the run cleanly (Ctrl-C). ``duration_s`` ends it after that much wall time.
+    The dashboard reads its attributes. ``stop()`` ends the run cleanly (Ctrl-C). ``duration_s`` ends it after
+    that much wall time (looked at once a second).
     """
 
     def __init__(self, session_dir: str | Path, transport: Transport, config: LiveConfig | None = None,
@@ -95,7 +96,7 @@ class LiveSession:
         self.printer = printer  # callable(str) for plain log lines, or None
         self.idle_exit_s = idle_exit_s
         self.mode = mode
-        self._last_rx = time.monotonic()
+        self._last_rx = self._flushed = time.monotonic()
         self.decoder = StreamDecoder()
         self.analyzer = StreamAnalyzer(self.cfg.analysis, margin_s=self.cfg.margin_s, hop_s=self.cfg.hop_s)
         self.cues = Cues(self.cfg.alerts)
@@ -311,6 +312,9 @@ class LiveSession:
     async def _on_frame(self, item: Received) -> None:
         f = item.frame
         self._writer.append(item.raw, item.host_unix_ms)
+        now = time.monotonic()
+        if now - self._flushed >= self.cfg.flush_s:   # here, not on a timer: a wake-up costs CPU of its own
+            self.flush()
         self.decoder.counters.frames_ok += 1
         if isinstance(f, fr.DataFrame):
             seq = self.decoder.seq
@@ -319,7 +323,7 @@ class LiveSession:
             if f.is_log and self._download is not None:  # a download that progresses has not timed out
                 self._download["t0"] = time.monotonic()
             self.rx_samples += f.n
-            self._last_rx = time.monotonic()
+            self._last_rx = now
             self._pending.append(item.raw)
             self._pending_dec.append(f)
             if not self._urgent:
@@ -696,7 +700,7 @@ class LiveSession:
     # ------------------------------------------------------------------ periodic
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.flush_s)
+            await asyncio.sleep(_TICK_S)
             self.flush()
             await self._expire_requests()
             now = time.monotonic()
@@ -709,6 +713,7 @@ class LiveSession:
             self._wake()
 
     def flush(self) -> None:
+        self._flushed = time.monotonic()
         if self._writer:
             self._writer.flush()
         for tab in self._tables.values():
@@ -758,6 +763,7 @@ class LiveSession:
 
 
 _T_END = sf.STRIDES_COLUMNS.index("t_end_s")
+_TICK_S = 1.0     # stop conditions, request timeouts and the flush of a stalled link are looked at this often
 _FLIGHT2 = (FLIGHT_G / w.ACC_LSB_G) ** 2    # core.provisional's trigger levels in wire units
 _RISE = RISE_G / w.ACC_LSB_G - 1.0    # less one count (0.5 mg): rounding never makes the test late
 _SCALE = np.array([w.ANGLE_LSB_DEG] * 3 + [w.ACC_LSB_G] * 3 + [w.GYRO_LSB_DPS] * 3)   # wire units -> deg, g, dps
