@@ -103,6 +103,32 @@ def test_a_burst_gives_the_same_strides_as_frames(steady):
     assert np.allclose(a.to_numpy(float), b.to_numpy(float), equal_nan=True, atol=1e-9)
 
 
+def test_a_caller_that_holds_blocks_until_wanted_gets_each_stride_with_the_same_block(steady):
+    """``wants`` (asked with a block's |a| extremes) is never late: holding blocks back until it says yes gives
+    every stride at the same block as feeding each block at once, with far fewer feeds."""
+    rec, batch, prov, _ = steady
+    run = batch.kinematics.t_s[batch.kinematics.running]
+    p = ProvisionalStrides(AnalysisConfig(), batch.mounting, batch.kinematics.fs_hz, float(run[0]))
+    i0 = int(np.searchsorted(rec.t_s, START_S - 12.0))
+    held, out, feeds, blocks = [], [], 0, 0
+    for i in range(i0, len(rec.t_s), FRAME):
+        sl = slice(i, i + FRAME)
+        mag = np.linalg.norm(rec.acc_g[sl], axis=1)
+        held.append(sl)
+        blocks += 1
+        if p.wants(float(mag.min()), float(mag.max())):
+            j = slice(held[0].start, sl.stop)
+            new = p.feed(rec.t_s[j], rec.acc_g[j], rec.gyro_dps[j])
+            feeds += 1
+            held = []
+            if len(new):
+                out.append(pd.DataFrame(new, columns=STRIDES_COLUMNS).assign(t_given_s=rec.t_s[sl][-1]))
+    got = pd.concat(out, ignore_index=True)
+    assert len(got) == len(prov) > 100
+    assert np.allclose(got.to_numpy(float), prov.to_numpy(float), equal_nan=True, atol=1e-9)  # t_given_s too
+    assert feeds < 0.4 * blocks
+
+
 def test_accelerometer_only_gives_timing_and_a_tilt_trend():
     rec = _session(gyro=False)
     batch = analyze(rec)

@@ -38,6 +38,7 @@ RISE_G = 0.9         # |a| this far above the flight's minimum: the contact's st
 MAX_STEP_S = 0.6     # a contact farther than this after the last toe-off starts a new bout
 LOOK_AFTER_S = 0.01  # samples after the trigger a look uses (the rise's anchor and its slope lie within)
 MAX_WAIT_S = 0.16    # ... doubled while they do not, up to this
+_SLACK_G = 0.0005    # wants() answers yes this much early: rounding never makes it late
 
 
 _NEEDS_GYRO = [STRIDES_COLUMNS.index(c) for c in NEEDS_GYRO]   # blank without a gyro (as the batch call)
@@ -65,6 +66,8 @@ class ProvisionalStrides:
         self._has = {"gyro": False, "angles": False}   # seen at all (else the look passes None)
         self._flight_min: float | None = None   # minimum |a| of the flight in progress (None: not in flight)
         self._closes: bool | None = None    # does the next contact close a stride? None: look and see
+        self._held_min: float | None = None   # wants(): the flight's minimum |a| over blocks held back
+        self._held_closes = True            # wants(): may the next held contact close a stride
         self._queue: list[tuple[float, float]] = []   # (contact time, samples wanted after it, s) to look at
         self._last_end = -np.inf            # t_end_s of the last stride given
         self.looks = 0                      # window analyses run (the cost)
@@ -98,24 +101,27 @@ class ProvisionalStrides:
                     self._queue.insert(0, (tc, 2 * after))
             elif stride is not None:
                 found.append(stride)
+        self._held_min, self._held_closes = self._flight_min, self._closes is not False   # wants() from here
         if not found:
             return self._none
         return found[0] if len(found) == 1 else np.concatenate(found)
 
-    @property
-    def waiting(self) -> bool:
-        """A contact waits for the samples after it that its look needs: feed the next ones at once."""
-        return bool(self._queue)
-
-    @property
-    def next_closes(self) -> bool:
-        """Whether the next contact may close a stride (False: it is the right one, which closes none)."""
-        return self._closes is not False
-
-    @property
-    def flight_min_g(self) -> float | None:
-        """The minimum ``|a|`` (g) of the flight in progress at the last sample fed; None when not in flight."""
-        return self._flight_min
+    def wants(self, mag_min_g: float, mag_max_g: float) -> bool:
+        """For a caller that holds samples back (decoding them costs CPU): would feeding everything held so far
+        plus a block whose ``|a|`` spans ``[mag_min_g, mag_max_g]`` let a stride be given now? Never False when
+        :meth:`feed` would look (the trigger's own test on the block's extremes, in any order); sometimes True
+        when it would not. What is held is forgotten at the next :meth:`feed`."""
+        if self._queue:                 # a look waits for samples
+            return True
+        if mag_min_g < FLIGHT_G and (self._held_min is None or mag_min_g < self._held_min):
+            self._held_min = mag_min_g
+        if self._held_min is None or mag_max_g <= self._held_min + RISE_G - _SLACK_G:
+            return False
+        if self._held_closes:
+            return True
+        # the right contact closes nothing: it is looked at with the next one's samples
+        self._held_closes, self._held_min = True, None
+        return False
 
     # ------------------------------------------------------------------ internals
     @property

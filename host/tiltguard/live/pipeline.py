@@ -10,9 +10,9 @@ Data flow per received frame:
    analysed where it belongs; strides/steps/alerts the analyser makes final are appended to the CSVs at once;
 4. the same samples go to ``core.provisional``: the stride that just ended reaches the dashboard a few tens
    of milliseconds after its closing contact (the final one follows ``margin_s`` later);
-5. steps 3 and 4 run when there is something to do: at once when a contact's steep rise may be in the frame
-   (a cheap test on its raw ``|a|``) or a look waits for samples, else once per ``hop_s`` (the analyser's
-   step) or 16 frames. Decoding a frame at a time costs several times more CPU at real time.
+5. steps 3 and 4 run when there is something to do: at once when a provisional stride may be given
+   (``ProvisionalStrides.wants``, asked with the frame's raw ``|a|`` extremes), else once per ``hop_s`` (the
+   analyser's step) or 16 frames. Decoding a frame at a time costs several times more CPU at real time.
 6. alerts become a buzz command to the clip (and an optional host sound) per ``live.config.AlertPolicy``.
 
 Restarting on an existing session folder rebuilds everything from the log first (nothing is re-sent).
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tiltguard.core.provisional import FLIGHT_G, RISE_G, ProvisionalStrides
+from tiltguard.core.provisional import ProvisionalStrides
 from tiltguard.core.stream import StreamAnalyzer
 from tiltguard.errors import InputError
 from tiltguard.formats import session as sf
@@ -120,8 +120,6 @@ class LiveSession:
         self.stride_timing: list[tuple] = []
         self._frame_ends: deque[float] = deque(maxlen=128)  # stream time of the last sample of recent frames
         self._urgent = True         # analyse the pending frames at once (else at the next hop)
-        self._flight2: float | None = None   # min |a|^2 (wire units) of a flight seen in pending frames
-        self._closes_next = True    # may the next contact close a stride (core.provisional's view)
         self.latency_final_s: list[float] = []    # frame handled -> final stride written (when a frame made it final)
         self.latency_buzz_s: list[float] = []     # alert made final -> buzz command written
         self._pending: list[bytes] = []
@@ -488,28 +486,18 @@ class LiveSession:
 
     # ------------------------------------------------------------------ analysis
     def _wanted_now(self, f: fr.DataFrame) -> bool:
-        """Must the pending frames be analysed now that ``f`` came? Yes when the provisional trigger may fire
-        in it at a contact that may close a stride (a flight seen since the last look, then a sample
-        ``RISE_G`` above that flight's minimum: the trigger's own test on the frame's minimum and maximum, so
-        never later than it), when a look waits for samples, when the analyser's next hop is due, or to
-        start the provisional strides. Two numpy calls a frame: after a sleep each costs ~20 us here."""
+        """Must the pending frames be analysed now that ``f`` came? When a provisional stride may be given
+        (``ProvisionalStrides.wants``, from the frame's raw ``|a|`` extremes), when the analyser's next hop is
+        due, or to start the provisional strides. Two numpy calls a frame: after a sleep each costs ~20 us here."""
         prov = self.provisional
         if prov is None:
             if self.cfg.provisional and self.analyzer.mounting is not None:
                 return True
-        elif prov.waiting:
-            return True
         else:
             a = f.values[:, 3:6]
             m2 = np.einsum("ij,ij->i", a, a, dtype=np.int64).tolist()   # |a|^2, wire units, exact
-            lo = min(m2)
-            if lo < _FLIGHT2 and (self._flight2 is None or lo < self._flight2):
-                self._flight2 = lo
-            if self._flight2 is not None and max(m2) ** 0.5 > self._flight2 ** 0.5 + _RISE:
-                if self._closes_next:
-                    return True
-                # the right contact closes nothing: no look, so no hurry (its samples wait for the next one)
-                self._closes_next, self._flight2 = True, None
+            if prov.wants(min(m2) ** 0.5 * w.ACC_LSB_G, max(m2) ** 0.5 * w.ACC_LSB_G):
+                return True
         if self._origin_us is None:
             return True
         t_last_us = f.t_us - self._origin_us + (f.n - 1) * f.period_q * w.PERIOD_LSB_US
@@ -518,10 +506,6 @@ class LiveSession:
     async def _drain(self, final: bool = False) -> None:
         updates = self._drain_sync(final=final)
         self._urgent = False
-        prov = self.provisional      # where the trigger stands after these samples
-        fmin = prov.flight_min_g if prov is not None else None
-        self._flight2 = None if fmin is None else (fmin / w.ACC_LSB_G) ** 2
-        self._closes_next = prov is None or prov.next_closes
         for alert in updates:
             await self._cue(alert)
 
@@ -764,8 +748,6 @@ class LiveSession:
 
 _T_END = sf.STRIDES_COLUMNS.index("t_end_s")
 _TICK_S = 1.0     # stop conditions, request timeouts and the flush of a stalled link are looked at this often
-_FLIGHT2 = (FLIGHT_G / w.ACC_LSB_G) ** 2    # core.provisional's trigger levels in wire units
-_RISE = RISE_G / w.ACC_LSB_G - 1.0    # less one count (0.5 mg): rounding never makes the test late
 _SCALE = np.array([w.ANGLE_LSB_DEG] * 3 + [w.ACC_LSB_G] * 3 + [w.GYRO_LSB_DPS] * 3)   # wire units -> deg, g, dps
 
 
