@@ -5,19 +5,28 @@ every frame at once, and each provisional stride is given while handling the sam
 from __future__ import annotations
 
 import asyncio
+import binascii
 
 import numpy as np
 import pytest
-
 from tiltguard.live.config import LiveConfig
 from tiltguard.live.pipeline import LiveSession
 from tiltguard.protocol import frames as fr
+from tiltguard.protocol import wire as w
 from tiltguard.transport.base import Received
 from tiltguard.transport.replay import ReplayTransport
 
 
-def _one_by_one(drift_run, sdir, eager: bool):
-    """Frames handed over one at a time, as a live link does; drained when the session wants (or always)."""
+def _empty(raw: bytes) -> bytes:
+    """The data frame ``raw`` with no samples: its header with n = 0 and a good CRC."""
+    head = bytearray(raw[:w.DATA_HDR_SIZE])
+    head[11] = 0
+    return bytes(head) + binascii.crc_hqx(bytes(head), 0xFFFF).to_bytes(2, "little")
+
+
+def _one_by_one(drift_run, sdir, eager: bool, empty_at: int | None = None):
+    """Frames handed over one at a time, as a live link does; drained when the session wants (or always).
+    ``empty_at``: before that frame, one that holds no samples (valid CRC, n = 0)."""
     src = ReplayTransport(drift_run / "raw.csv")
     asyncio.run(src.open())
     s = LiveSession(sdir, src, LiveConfig(), source="replay")
@@ -29,7 +38,10 @@ def _one_by_one(drift_run, sdir, eager: bool):
     async def go():
         nonlocal drains
         s._setup()
-        for raw in src._frames:
+        for k, raw in enumerate(src._frames):
+            if k == empty_at:
+                empty = _empty(raw)
+                await s._on_frame(Received(empty, fr.decode_frame(empty), 0.0))
             await s._on_frame(Received(raw, fr.decode_frame(raw), 0.0))
             if s._urgent:
                 n0 = len(s.stride_timing)
@@ -58,7 +70,7 @@ def test_lazy_draining_gives_the_same_strides(both):
 
 
 def test_each_stride_comes_with_the_same_frame_as_when_every_frame_is_analysed(both):
-    (lazy, given_at, drains, frames), (eager, eager_at, eager_drains, _) = both
+    (lazy, given_at, drains, frames), (_, eager_at, eager_drains, _) = both
     assert len(given_at) == len(lazy.stride_timing) > 100
     np.testing.assert_array_equal(given_at, eager_at)
     # mostly the frame whose samples let it be read (else the next one: the look wants 10 ms past the contact)
@@ -66,3 +78,10 @@ def test_each_stride_comes_with_the_same_frame_as_when_every_frame_is_analysed(b
     assert np.mean(given_at == got) > 0.7 and np.all(given_at - got < 0.07)
     # and most frames were not analysed on their own: a few drains per stride, not one per frame
     assert eager_drains == frames and drains < 0.4 * frames
+
+
+def test_a_frame_of_no_samples_once_strides_are_given_changes_nothing(drift_run, tmp_path, both):
+    (lazy, _, _, frames), _ = both
+    s, _, _, _ = _one_by_one(drift_run, tmp_path / "s", eager=False, empty_at=frames // 2)
+    assert s.provisional is not None and s.decoder.counters.frames_ok == frames + 1   # logged, counted
+    np.testing.assert_array_equal(np.concatenate(s._provisional_rows), np.concatenate(lazy._provisional_rows))

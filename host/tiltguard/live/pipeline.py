@@ -324,7 +324,7 @@ class LiveSession:
             self._last_rx = now
             self._pending.append(item.raw)
             self._pending_dec.append(f)
-            if not self._urgent:
+            if not self._urgent and f.n:     # (a frame of no samples, however odd, asks for nothing)
                 self._urgent = self._wanted_now(f)
             if self.meta.get("mode") is None:
                 self.meta["mode"] = "full" if f.full else "compact"
@@ -571,7 +571,6 @@ class LiveSession:
             ts.append(_offsets_us(f.n, f.period_q) + (f.t_us - self._origin_us))   # increasing within a frame
             vals.append(f.values)
             nxt += f.n
-        self._frame_ends.extend(x[-1] / 1e6 for x in ts)   # (latency bookkeeping)
         if len(frames) == 1:
             t_us, v = ts[0], vals[0]
         else:
@@ -590,6 +589,7 @@ class LiveSession:
             else:
                 ang[miss] = np.nan
         self._fed_seq, self._t_fed = nxt - 1, float(t[-1])
+        self._frame_ends.extend(x[-1] / 1e6 for x in ts)   # (latency bookkeeping: the frames fed)
         return t, x[:, 3:6], x[:, 6:9] if full else None, ang
 
     def _provisional(self, block: tuple, t_rx: float) -> None:
