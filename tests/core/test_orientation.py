@@ -163,7 +163,7 @@ def test_no_per_sample_python_loops():
     """Loops in these modules may run over channels, sections, strides or the few sample slots of a ~50 Hz
     block (``slots``: one whole-array operation per slot), never over samples."""
     allowed = ("range(cols.shape[1])", "range(x.shape[1])", "range(3)", "data.items()", "values.items()",
-               "NEEDS_GYRO", "curves.columns", "self.blocks", "parts", "cols", "np.unique(fcs)", "enumerate(sel)",
+               "NEEDS_SHAPE", "curves.columns", "self.blocks", "parts", "cols", "np.unique(fcs)", "enumerate(sel)",
                "slots")
     for name in ("angles.py", "align.py", "orientation.py", "activity.py", "pipeline.py"):
         tree = ast.parse((CORE / name).read_text())

@@ -219,3 +219,43 @@ def test_killed_host_resumes_and_the_clip_log_fills_the_hole(frames40, tmp_path)
     summary = read_outputs(sdir).summary
     assert summary["missing_samples"] == 0 and summary["link"]["samples_backfilled"] > 0
     assert "resumed" in out.stdout and "asking the clip to resend" in out.stdout
+
+
+class _TrickleSerial:
+    """A port whose bytes arrive over time: read(n) returns at most what has arrived (pyserial's blocking
+    read with a timeout would wait for all n)."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.waiting = b""
+        self.asked = []
+
+    @property
+    def in_waiting(self):
+        return len(self.waiting)
+
+    def read(self, n):
+        self.asked.append((n, len(self.waiting)))
+        if not self.waiting:
+            if not self.chunks:
+                raise OSError("port vanished")
+            self.waiting = self.chunks.pop(0)
+        out, self.waiting = self.waiting[:n], self.waiting[n:]
+        return out
+
+
+def test_reader_hands_on_each_arrival_without_waiting_for_more():
+    # The reader must never ask for more bytes than have arrived (beyond the first one it waits for):
+    # otherwise a frame sits in the port until a 4 kB read fills or times out (~100 ms of latency).
+    chunks = [bytes([i + 1]) * (40 + i) for i in range(5)]
+    port = _TrickleSerial(chunks)
+    got = []
+
+    class _Loop:
+        def call_soon_threadsafe(self, fn, item):
+            fn(item)
+
+    SerialTransport("unused")._reader(port, _Loop(), SimpleNamespace(put_nowait=got.append))
+    assert got[:-1] == chunks                      # one hand-over per arrival, nothing held back
+    assert isinstance(got[-1], OSError)            # the vanished port is reported, not raised
+    assert all(n <= max(1, waiting) for n, waiting in port.asked)

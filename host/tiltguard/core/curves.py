@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tiltguard.core.events import Grid, StepEvents, uniform_grid
-from tiltguard.core.kinematics import Kinematics
+from tiltguard.core.kinematics import Kinematics, shape_missing
 from tiltguard.core.metrics import stride_index
 from tiltguard.formats.session import CURVES_COLUMNS
 
@@ -40,7 +40,9 @@ def stride_curves(kin: Kinematics, ev: StepEvents, part: float = PART, grid: Gri
     g = grid or uniform_grid(kin)
     k = max(1, int(round(part * n)))
     si = np.concatenate((si[:k], si[n - k:]))     # only the early and late strides are needed
-    v = _curve_values(g, ev.t_ic_s[si], ev.t_ic_s[si + 2])             # (3, 2k, 101)
+    t0, t1 = ev.t_ic_s[si], ev.t_ic_s[si + 2]
+    v = _curve_values(g, t0, t1)                                       # (3, 2k, 101)
+    v[:, shape_missing(kin, t0, t1)] = np.nan
     # means over the strides straight from the angle-major values (no (strides, 101, 3) copy)
     return _frame(_nanmean(v[:, :k], axis=1).T, _nanmean(v[:, k:], axis=1).T)
 

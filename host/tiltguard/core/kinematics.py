@@ -31,3 +31,22 @@ class Kinematics:
             self.valid = np.ones(n, dtype=bool)
         if self.running is None:
             self.running = np.ones(n, dtype=bool)
+
+
+def shape_missing(kin: Kinematics, t0_s, t1_s) -> np.ndarray:
+    """(n,) bool: strides ``[t0, t1]`` whose angles lack the within-stride shape.
+
+    The shape comes from the host's gyro or, in compact mode, from the clip's own angles
+    (``kin.meta["shape"]``); a stride is missing it when neither is there, or when the clip sent no angles
+    for one of its samples (``kin.meta["shape_missing"]``, e.g. before the clip was calibrated).
+    """
+    t0 = np.asarray(t0_s, dtype=np.float64)
+    if not kin.meta.get("shape", True):
+        return np.ones(len(t0), dtype=bool)
+    miss = kin.meta.get("shape_missing")
+    if miss is None or len(t0) == 0:
+        return np.zeros(len(t0), dtype=bool)
+    before = np.concatenate(([0], np.cumsum(miss)))      # missing samples before each index
+    i0 = np.searchsorted(kin.t_s, t0, side="left")
+    i1 = np.searchsorted(kin.t_s, np.asarray(t1_s, dtype=np.float64), side="right")
+    return before[i1] > before[i0]

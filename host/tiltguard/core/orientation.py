@@ -394,6 +394,28 @@ def _fill_nan(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return x
 
 
+def _device_shape(grid: _Grid, t: np.ndarray, device_deg: np.ndarray | None, cfg: "OrientationConfig"
+                  ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The within-stride part of the clip's own angles (compact mode: no gyro on the host): (3, N) rad, and
+    the samples that had none ((N,) bool, None if every sample had them); None if the clip sent no angles.
+
+    The clip's fusion has the gyro; the host has only its angles. Their part above ``fc_nogyro_hz`` (the
+    angle minus the same grid smoothing the gravity trend gets) is the shape within each stride, and
+    complements the host's gravity trend below it: the trend stays in the host's mounting frame, so a
+    different calibration on the clip only offsets what is removed. Samples without angles (the clip sends
+    none before it is calibrated) are bridged here and their strides blanked by ``shape_missing``.
+    """
+    if device_deg is None:
+        return None
+    dev = np.asarray(device_deg, dtype=np.float64)
+    ok = np.isfinite(dev).all(axis=1)
+    if not ok.any():
+        return None
+    dev = _fill_nan(np.where(ok[:, None], dev, np.nan), t) * (np.pi / 180.0)
+    shape = dev.T - grid.back(np.ascontiguousarray(grid.smooth(dev, cfg.fc_nogyro_hz).T))
+    return shape, None if ok.all() else ~ok
+
+
 def _reference_weight(grid: _Grid, heading_rate: np.ndarray, activity: np.ndarray,
                       cfg: "OrientationConfig") -> np.ndarray:
     """Trust in the gravity reference per grid bin (0..1).
@@ -463,7 +485,7 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
     gyro_finite = gyro is not None and bool(np.isfinite(np.sum(gyro)))
     has_gyro = gyro is not None and (gyro_finite or bool(np.isfinite(gyro).any()))
     meta: dict = {"mounting": mounting.to_dict(), "gaps": gap_list(t, gap_idx), "gyro": bool(has_gyro),
-                  "unavailable": []}
+                  "shape": "gyro" if has_gyro else None, "unavailable": []}
     if has_gyro:
         if not gyro_finite:
             valid &= np.isfinite(gyro).all(axis=1)
@@ -556,11 +578,21 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         m = grid.smooth(acc.T, cfg.fc_nogyro_hz)
         tilt_lf, obl_lf = _gravity_angles(m)
         tilt, obl = grid.back(tilt_lf), grid.back(obl_lf)
-        rot = np.zeros(len(t))
         gyro_body = None
-        meta["unavailable"] = ["rotation_deg", "tilt_rom_deg", "obliquity_rom_deg", "rotation_rom_deg",
-                               "pelvic_drop_l_deg", "pelvic_drop_r_deg", "tilt_ic_deg"]
-        meta["angles_quality"] = "stride-averaged gravity trend (no gyro)"
+        dev = _device_shape(grid, t, rec.angles_deg, cfg)
+        if dev is not None:
+            shape, meta["shape_missing"] = dev
+            tilt = tilt + shape[0]
+            obl = obl + shape[1]
+            rot = shape[2]
+            meta["shape"] = "clip"
+            meta["angles_quality"] = (f"gravity trend below {cfg.fc_nogyro_hz} Hz + the clip's angles above it "
+                                      "(compact mode, no gyro)")
+        else:
+            rot = np.zeros(len(t))
+            meta["unavailable"] = ["rotation_deg", "tilt_rom_deg", "obliquity_rom_deg", "rotation_rom_deg",
+                                   "pelvic_drop_l_deg", "pelvic_drop_r_deg", "tilt_ic_deg"]
+            meta["angles_quality"] = "stride-averaged gravity trend (no gyro)"
 
     tilt = np.asarray(tilt, dtype=np.float32)
     obl = np.asarray(obl, dtype=np.float32)
@@ -570,7 +602,7 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
     angles = np.empty((3, len(t)), dtype=np.float32)
     np.multiply(tilt, np.float32(180.0 / np.pi), out=angles[0])
     np.multiply(obl, np.float32(180.0 / np.pi), out=angles[1])
-    if has_gyro:
+    if meta["shape"]:
         np.multiply(rot, np.float32(180.0 / np.pi), out=angles[2])
     else:
         angles[2] = np.nan

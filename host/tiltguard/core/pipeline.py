@@ -16,7 +16,7 @@ import pandas as pd
 from tiltguard.core import activity as act
 from tiltguard.core.align import Mounting, estimate_mounting
 from tiltguard.core.drift import DriftConfig, DriftDetector, detect_drift
-from tiltguard.core.kinematics import Kinematics
+from tiltguard.core.kinematics import Kinematics, shape_missing
 from tiltguard.core.orientation import OrientationConfig, orientation
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording
@@ -99,25 +99,34 @@ def analyze(rec: Recording, config: AnalysisConfig | None = None, *, mounting: M
     strides = metrics.stride_table(kin, ev, grid)
     del grid
     curves = cv.stride_curves(kin, ev) if cfg.curves else None
-    if not kin.meta.get("gyro", True):
+    if not kin.meta.get("shape", True):
         strides, curves = mask_unavailable(strides, curves)
+    else:
+        strides, _ = mask_unavailable(strides, None, shape_missing(kin, strides["t_start_s"], strides["t_end_s"]))
     alerts, det = detect_drift(strides, cfg.drift)
     summary = summarize(kin, steps, strides, alerts, det, mounting)
     return Analysis(steps=steps, strides=strides, alerts=alerts, summary=summary, curves=curves,
                     kinematics=kin, mounting=mounting, detector=det)
 
 
-# stride columns that need the within-stride angle shape, which an accelerometer alone cannot give
-NEEDS_GYRO = ("tilt_min_deg", "tilt_max_deg", "tilt_rom_deg", "tilt_ic_deg", "obliquity_rom_deg",
+# stride columns that need the within-stride angle shape, which an accelerometer alone cannot give (a gyro on
+# the host does, or the clip's own angles in compact mode: kin.meta["shape"] says which)
+NEEDS_SHAPE = ("tilt_min_deg", "tilt_max_deg", "tilt_rom_deg", "tilt_ic_deg", "obliquity_rom_deg",
               "rotation_rom_deg", "pelvic_drop_l_deg", "pelvic_drop_r_deg", "obliquity_asymmetry_pct")
 
 
-def mask_unavailable(strides: pd.DataFrame, curves: pd.DataFrame | None):
-    """Accelerometer-only: blank what only the gyro can give (stride-mean tilt stays, as a trend)."""
+def mask_unavailable(strides: pd.DataFrame, curves: pd.DataFrame | None, rows: np.ndarray | None = None):
+    """Blank what only the within-stride shape can give (stride-mean tilt stays, as a trend): in every stride
+    and the curves, or only in the strides flagged by ``rows`` (bool)."""
+    if rows is not None and not rows.any():
+        return strides, curves
     strides = strides.copy()
-    for c in NEEDS_GYRO:
+    for c in NEEDS_SHAPE:
         if c in strides:
-            strides[c] = np.nan
+            if rows is None:
+                strides[c] = np.nan
+            else:
+                strides.loc[rows, c] = np.nan
     if curves is not None:
         curves = curves.copy()
         for c in curves.columns:
@@ -189,6 +198,7 @@ def summarize(kin: Kinematics, steps: pd.DataFrame, strides: pd.DataFrame, alert
         "vertical_oscillation_cm": _median(steps, "vertical_oscillation_cm"),
         "baseline": base or None,
         "gyro": kin.meta.get("gyro", False),
+        "shape_from": kin.meta.get("shape"),
         "unavailable": kin.meta.get("unavailable", []),
     }
     if "device_angles" in kin.meta:

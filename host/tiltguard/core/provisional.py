@@ -29,7 +29,8 @@ import numpy as np
 
 from tiltguard.core import events, metrics
 from tiltguard.core.align import Mounting
-from tiltguard.core.pipeline import NEEDS_GYRO, AnalysisConfig, kinematics
+from tiltguard.core.kinematics import shape_missing
+from tiltguard.core.pipeline import NEEDS_SHAPE, AnalysisConfig, kinematics
 from tiltguard.formats.raw import Recording
 from tiltguard.formats.session import STRIDES_COLUMNS
 
@@ -41,7 +42,8 @@ MAX_WAIT_S = 0.16    # ... doubled while they do not, up to this
 _SLACK_G = 0.0005    # wants() answers yes this much early: rounding never makes it late
 
 
-_NEEDS_GYRO = [STRIDES_COLUMNS.index(c) for c in NEEDS_GYRO]   # blank without a gyro (as the batch call)
+_NEEDS_SHAPE = [STRIDES_COLUMNS.index(c) for c in NEEDS_SHAPE]   # blank without the shape (as the batch call)
+_T0, _T1 = STRIDES_COLUMNS.index("t_start_s"), STRIDES_COLUMNS.index("t_end_s")
 
 
 class ProvisionalStrides:
@@ -211,8 +213,7 @@ class ProvisionalStrides:
         new = metrics.stride_rows(kin, ext, g)   # columns in STRIDES_COLUMNS order
         if len(new) == 0:
             return None
-        if not kin.meta.get("gyro", True):
-            new[:, _NEEDS_GYRO] = np.nan
+        new[np.ix_(shape_missing(kin, new[:, _T0], new[:, _T1]), _NEEDS_SHAPE)] = np.nan
         self._last_end = t_ic
         self.given += 1
         self.read_s.append(float(rec.t_s[-1]))

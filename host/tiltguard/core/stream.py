@@ -31,6 +31,7 @@ from tiltguard.core.align import Mounting, calibration_window, estimate_mounting
 from tiltguard.core.drift import DriftDetector, alerts_frame
 from tiltguard.core.pipeline import (NOMINAL_RATE_SAMPLES, Analysis, AnalysisConfig, analyze, kinematics,
                                      mask_unavailable, nominal_rate, summarize)
+from tiltguard.core.kinematics import shape_missing
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording
 from tiltguard.formats.session import STEPS_COLUMNS, STRIDES_COLUMNS
@@ -257,8 +258,7 @@ class StreamAnalyzer:
         grid = events.uniform_grid(kin)
         steps = metrics.step_table(kin, ev, grid)
         strides = metrics.stride_table(kin, ev, grid)
-        if not kin.meta.get("gyro", True):
-            strides, _ = mask_unavailable(strides, None)
+        strides, _ = mask_unavailable(strides, None, shape_missing(kin, strides["t_start_s"], strides["t_end_s"]))
         lo = self.final_s
         # an event seen again in a later window may move by a rounding error: the "from" marks sit
         # half a shortest step / stride past the last emitted one
@@ -271,10 +271,9 @@ class StreamAnalyzer:
         alerts = self.detector.feed_table(new_strides)
         if self.config.curves and len(new_strides):
             from tiltguard.core.curves import stride_curve_rows
-            rows = stride_curve_rows(grid, new_strides["t_start_s"].to_numpy(float),
-                                     new_strides["t_end_s"].to_numpy(float))
-            if not kin.meta.get("gyro", True):
-                rows[:] = np.nan
+            t0, t1 = new_strides["t_start_s"].to_numpy(float), new_strides["t_end_s"].to_numpy(float)
+            rows = stride_curve_rows(grid, t0, t1)
+            rows[shape_missing(kin, t0, t1)] = np.nan
             self._curve_rows.append(rows.astype(np.float32))
         # bookkeeping over the newly final span
         t = kin.t_s

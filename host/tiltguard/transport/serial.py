@@ -85,7 +85,11 @@ class SerialTransport(Transport):
     def _reader(self, ser, loop, q) -> None:
         while not self._closed:
             try:
-                data = ser.read(4096)
+                # wait (up to the port timeout) for the first byte, then take only what has arrived: a
+                # large fixed read would hold each frame until the read filled or timed out (100 ms)
+                data = ser.read(1)
+                if data and ser.in_waiting:
+                    data += ser.read(ser.in_waiting)
             except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException/OSError/TypeError
                 loop.call_soon_threadsafe(q.put_nowait, exc)
                 return
