@@ -19,6 +19,12 @@ pipeline as fast as possible and prints:
   real time, into the provisional looks, the final analysis and the handling of each frame (clocks on
   ``ProvisionalStrides._look`` and ``StreamAnalyzer.feed``), and the machine's own wake-up tax is measured
   with a process that only sleeps one frame interval at a time.
+
+The real-time figures are printed twice: for the session as recorded (with gyro: full-mode frames, 12 samples,
+16.7 a second) and for its compact-mode copy (``--compact``, default on: accelerometer + angles, 19 samples a
+frame, 10.5 a second; the clip's default mode). A simulated session's copy takes its angles from
+``truth/samples.csv`` plus 0.05 deg of noise, standing in for the clip's fusion (the cost does not depend on
+the values).
 """
 
 from __future__ import annotations
@@ -177,6 +183,8 @@ def main() -> int:
                     help="seconds of the session replayed at real time (1x) for the CPU figure (0: skip)")
     ap.add_argument("--ff-s", type=float, default=180.0,
                     help="stream seconds fast-forwarded first (the analyser calibrates), default 180")
+    ap.add_argument("--no-compact", dest="compact", action="store_false",
+                    help="skip the real-time run of the session's compact-mode copy")
     a = ap.parse_args()
     src = Path(a.session)
     cpu_base, wall_base, _ = _run(src, a.hop, analyse=False)
@@ -216,7 +224,14 @@ def main() -> int:
     paced_parts = _split(cpu_paced - cpu_link, s_paced.t_stream_s, s_paced.decoder.counters.frames_ok, looks, finals)
     print("  the pipeline's share: " + _parts_text(paced_parts))
     if a.realtime_s > 0:
+        print("as recorded (full-mode frames):")
         _realtime(src, a.hop, a.ff_s, a.realtime_s, paced_parts)
+        if a.compact:
+            with tempfile.TemporaryDirectory() as tmp:
+                comp = _compact_copy(src, Path(tmp))
+                if comp is not None:
+                    print("compact mode (the clip's default; no gyro, the clip's angles give the stride shape):")
+                    _realtime(comp, a.hop, a.ff_s, a.realtime_s, None)
     print(f"wall time: {wall:.1f} s with analysis, {wall_base:.1f} s baseline, {wall_paced:.1f} s paced")
     return 0
 
@@ -238,7 +253,26 @@ def _parts_text(p: dict) -> str:
             f"{p['final']:.2f} %, the handling of each frame {p['frames']:.2f} % ({p['frame_us']:.0f} us a frame)")
 
 
-def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict) -> None:
+def _compact_copy(src: Path, tmp: Path) -> Path | None:
+    """The session as the clip sends it in compact mode: accelerometer + angles, no gyro (None: no angles
+    to be had: neither angle columns nor a simulator's truth)."""
+    import pandas as pd
+
+    from tiltguard.formats.raw import Recording, read_raw, write_raw
+
+    raw = read_raw(next(p for p in (src / "raw.csv.gz", src / "raw.csv", src) if p.is_file()))
+    ang = raw.angles_deg
+    truth = src / "truth" / "samples.csv"
+    if ang is None and truth.is_file():
+        tr = pd.read_csv(truth, usecols=["t_s", "tilt_deg", "obliquity_deg", "rotation_deg"])
+        ang = np.column_stack([np.interp(raw.t_s, tr.t_s, tr[c]) for c in tr.columns[1:]])
+        ang += 0.05 * np.random.default_rng(0).standard_normal(ang.shape)
+    if ang is None:
+        return None
+    return write_raw(tmp / "compact.csv", Recording(t_s=raw.t_s, acc_g=raw.acc_g, angles_deg=ang))
+
+
+def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict | None) -> None:
     """CPU at real time, the way a run feels it: the process sleeps between frames (60 ms apart), and on
     this kind of machine every wake-up costs CPU and cold caches. Baselines in the same run, over the same
     stretch: the replay transport alone, and with the live session's event loop handing frames to nothing;
@@ -271,8 +305,8 @@ def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict) -
           f"over the same {final_only.stream_s:.0f} s: {100 * final_only.cpu / final_only.stream_s:.2f} %")
     rt = _split(pipe.cpu - link / 100 * pipe.stream_s, pipe.stream_s, pipe.frames_after_mark, looks, finals,
                 pipe.mark_cpu)
-    print(f"  the pipeline's share: {_parts_text(rt)}; when paced a look took {paced['look_ms']:.2f} ms and a "
-          f"frame {paced['frame_us']:.0f} us")
+    print(f"  the pipeline's share: {_parts_text(rt)}" + ("" if paced is None else
+          f"; when paced a look took {paced['look_ms']:.2f} ms and a frame {paced['frame_us']:.0f} us"))
     frame_s = float(np.median(np.diff(pipe._pace[-200:])))
     plain_us, loop_us = _wake_tax(frame_s)
     print(f"  this machine's wake-up tax, a process doing nothing but sleep {frame_s * 1000:.0f} ms at a time: "

@@ -1,7 +1,8 @@
 """Real firmware (MicroPython unix port, fake IMU playing a simulated run) on one end of a pseudo-terminal,
 ``tiltguard live --serial`` on the other: every sample the firmware sent is in the session log, the port
 vanishing mid-run is backfilled from the firmware's flash log, and the per-stride results equal a batch
-``tiltguard analyze`` of the recorded samples."""
+``tiltguard analyze`` of the recorded samples. The clip streams in its default compact mode with a stored
+calibration (as after a long press while standing), so the stride shape comes from its own fusion."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def sim_run(tmp_path_factory):
     return out / "raw.csv"
 
 
+def _stored_calibration(raw) -> dict:
+    """What the clip stores after a long press while standing (``fusion.Calibrator``): the smallest rotation
+    taking the mean standing specific force (its first 3 s) to +x, and the mean gyro as its bias."""
+    d = np.genfromtxt(raw, delimiter=",", names=True, max_rows=600)
+    up = np.array([d["ax_g"].mean(), d["ay_g"].mean(), d["az_g"].mean()])
+    up /= np.linalg.norm(up)
+    q = np.array([1.0 + up[0], 0.0, up[2], -up[1]])      # (w, up x (1, 0, 0)), normalised
+    q /= np.linalg.norm(q)
+    return {"mount_q": q.round(6).tolist(),
+            "gyro_bias_dps": [round(float(d[c].mean()), 4) for c in ("gx_dps", "gy_dps", "gz_dps")]}
+
+
 def _firmware(tmp_path, raw, config: dict):
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -53,7 +66,7 @@ def _firmware(tmp_path, raw, config: dict):
 
 
 def test_firmware_over_serial_end_to_end(sim_run, tmp_path):
-    proc, dev = _firmware(tmp_path, sim_run, {"always_log": 1})
+    proc, dev = _firmware(tmp_path, sim_run, {"always_log": 1, "mount": _stored_calibration(sim_run)})
     proxy = SerialProxy(dev, tmp_path / "clip")
     sdir = tmp_path / "session"
     host = subprocess.Popen([sys.executable, "-m", "tiltguard", "live", "--serial", str(tmp_path / "clip"),
@@ -103,3 +116,10 @@ def test_firmware_over_serial_end_to_end(sim_run, tmp_path):
     for c in ("tilt_mean_deg", "cadence_spm"):
         d = np.abs(res.strides[c].to_numpy(float) - batch.strides[c].to_numpy(float))
         assert np.nanmax(d) <= 0.05, c
+    # compact mode: the ROMs and pelvic drop come from the clip's angles, the same live and in batch
+    assert batch.summary["shape_from"] == "clip" and res.summary["shape_from"] == "clip"
+    for c in ("tilt_rom_deg", "obliquity_rom_deg", "rotation_rom_deg", "pelvic_drop_l_deg", "pelvic_drop_r_deg"):
+        assert res.strides[c].notna().mean() > 0.95, c
+        d = np.abs(res.strides[c].to_numpy(float) - batch.strides[c].to_numpy(float))
+        assert np.nanmax(d) <= 0.05, c
+    assert "not calibrated" not in out

@@ -37,6 +37,6 @@ def fast_config(tmp_path_factory) -> Path:
 
 def live_args(**kw) -> argparse.Namespace:
     base = dict(replay=None, serial=None, ble=None, speed="max", session=None, config=None, no_ui=True,
-                sound=False, duration=None, idle_exit=None, mode=None, baud=921600)
+                sound=False, duration=None, idle_exit=None, mode=None, baud=921600, calibrate=False)
     base.update(kw)
     return argparse.Namespace(**base)

@@ -112,6 +112,9 @@ class FakeClip:
                 self._write(pserial.frame_serial(o))
             ev = fr.encode_event(fr.Event(w.EV_DOWNLOAD_DONE, 0, 0, cnt))
             self._write(pserial.frame_serial(ev))
+        elif c.cmd == w.CMD_CALIBRATE:   # accepted, then done (a real clip takes still_s of standing)
+            self._reply(c.token, c.cmd, 0)
+            self._write(pserial.frame_serial(fr.encode_event(fr.Event(w.EV_CALIBRATION_DONE, 0, 0, w.ERR_OK))))
         elif c.cmd == w.CMD_STOP_STREAM:
             self.streaming = False
             end = fr.decode_frame(self.frames[self.pos - 1]) if self.pos else None

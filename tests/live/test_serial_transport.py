@@ -16,11 +16,12 @@ import pytest
 from tests.live.fakeclip import FakeClip
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording, read_raw
-from tiltguard.formats.session import read_outputs
+from tiltguard.formats.session import read_outputs, read_session_meta
 from tiltguard.formats.sessionlog import read_sessionlog
 from tiltguard.live.config import LiveConfig, load_live_config
 from tiltguard.live.pipeline import LiveSession
 from tiltguard.protocol import frames as fr
+from tiltguard.protocol import wire as w
 from tiltguard.transport import serial as tserial
 from tiltguard.transport.replay import encode_recording
 from tiltguard.transport.serial import SerialTransport
@@ -259,3 +260,26 @@ def test_reader_hands_on_each_arrival_without_waiting_for_more():
     assert got[:-1] == chunks                      # one hand-over per arrival, nothing held back
     assert isinstance(got[-1], OSError)            # the vanished port is reported, not raised
     assert all(n <= max(1, waiting) for n, waiting in port.asked)
+
+
+def test_uncalibrated_compact_clip_is_told_and_calibrate_asks_it(drift_run, tmp_path):
+    """A compact stream with no angles (the clip was never calibrated): one clear message says why the ROMs
+    are empty and how to fix it; ``calibrate=True`` (``--calibrate``) asks the clip instead, and its answer
+    is reported."""
+    rec = read_raw(drift_run / "raw.csv")
+    k = rec.t_s < 25.0
+    frames, _ = encode_recording(Recording(t_s=rec.t_s[k], acc_g=rec.acc_g[k]))   # compact, angles missing
+    for calibrate, sdir in ((False, tmp_path / "a"), (True, tmp_path / "b")):
+        clip = FakeClip(frames, tmp_path / f"clip{int(calibrate)}", fps=2000.0)
+        try:
+            session, _ = _run(clip, sdir, calibrate=calibrate)
+        finally:
+            clip.close()
+        text = (sdir / "live.log").read_text()
+        asked = [c for c in clip.commands if c.cmd == w.CMD_CALIBRATE]
+        assert read_session_meta(sdir)["mode"] == "compact"
+        if calibrate:
+            assert len(asked) == 1 and "stand still" in text and "clip calibrated" in text
+            assert "not calibrated" not in text
+        else:
+            assert not asked and text.count("not calibrated") == 1 and "--calibrate" in text

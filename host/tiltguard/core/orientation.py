@@ -62,6 +62,7 @@ class OrientationConfig:
     edge_taper_end_s: float | None = None   # ... at its end, if different (core.provisional: 0, it wants the end)
     turn_rate_dps: float = 4.0    # heading rates around this make the gravity reference untrustworthy
     transition_s: float = 4.0     # ... and so do the seconds around a change of activity (pace changes)
+    device_agreement: bool = True  # compare the clip's own angles with the host's (a summary figure)
     activity: act.ActivityConfig = field(default_factory=act.ActivityConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
 
@@ -411,7 +412,9 @@ def _device_shape(grid: _Grid, t: np.ndarray, device_deg: np.ndarray | None, cfg
     ok = np.isfinite(dev).all(axis=1)
     if not ok.any():
         return None
-    dev = _fill_nan(np.where(ok[:, None], dev, np.nan), t) * (np.pi / 180.0)
+    if not ok.all():   # a sample is used whole or not at all
+        dev = _fill_nan(np.where(ok[:, None], dev, np.nan), t)
+    dev = dev * (np.pi / 180.0)
     shape = dev.T - grid.back(np.ascontiguousarray(grid.smooth(dev, cfg.fc_nogyro_hz).T))
     return shape, None if ok.all() else ~ok
 
@@ -608,7 +611,7 @@ def orientation(rec: Recording, mounting: Mounting | None = None, activity: np.n
         angles[2] = np.nan
     angles = angles.T
 
-    if rec.angles_deg is not None:
+    if rec.angles_deg is not None and cfg.device_agreement:
         meta["device_angles"] = device_agreement(angles, rec.angles_deg, activity == act.RUNNING)
     return Kinematics(t_s=t, fs_hz=fs, acc_level_g=acc_level, angles_deg=angles, gyro_body_dps=gyro_body,
                       valid=valid, running=activity == act.RUNNING, activity=activity, meta=meta)

@@ -58,8 +58,10 @@ class ProvisionalStrides:
 
     def __init__(self, config: AnalysisConfig, mounting: Mounting, fs_hz: float, first_run_s: float | None,
                  window_s: float = 10.0):
-        # the stride wanted is at the window's end: no fade of the orientation's rate corrections there
-        config = replace(config, orientation=replace(config.orientation, edge_taper_end_s=0.0))
+        # the stride wanted is at the window's end: no fade of the orientation's rate corrections there; the
+        # clip-vs-host angle agreement is a session figure, not wanted per stride (a sixth of a compact look)
+        config = replace(config, orientation=replace(config.orientation, edge_taper_end_s=0.0,
+                                                     device_agreement=False))
         self.config, self.mounting, self.fs_hz, self.first_run_s = config, mounting, fs_hz, first_run_s
         self.window_s = window_s
         # the last window_s + 1 s of samples: one preallocated (cap, 10) buffer [t, acc, gyro, angles]

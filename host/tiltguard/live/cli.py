@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop when no sample has arrived for S seconds (scripts)")
     p.add_argument("--mode", choices=("compact", "full"),
                    help="ask the clip for compact (angles + acc) or full (+ gyro) samples (default: as set)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="calibrate the clip at connect (stand still for 3 s); it keeps the calibration")
     p.add_argument("--baud", type=int, default=921600, help="serial baud rate (default 921600)")
 
 
@@ -129,7 +131,8 @@ def live_main(args, session_dir: Path | None = None, ui: bool | None = None) -> 
     ui = (not args.no_ui) if ui is None else ui
     printer = None if ui else (lambda line: print(line, flush=True))
     session = LiveSession(sdir, transport, cfg, source=source, duration_s=args.duration, printer=printer,
-                          idle_exit_s=getattr(args, "idle_exit", None), mode=getattr(args, "mode", None))
+                          idle_exit_s=getattr(args, "idle_exit", None), mode=getattr(args, "mode", None),
+                          calibrate=getattr(args, "calibrate", False))
     summary = asyncio.run(run_session(session, ui))
     return sdir, summary
 

@@ -86,7 +86,8 @@ class LiveSession:
 
     def __init__(self, session_dir: str | Path, transport: Transport, config: LiveConfig | None = None,
                  source: str = "replay", meta: dict | None = None, duration_s: float | None = None,
-                 printer=None, idle_exit_s: float | None = None, mode: str | None = None):
+                 printer=None, idle_exit_s: float | None = None, mode: str | None = None,
+                 calibrate: bool = False):
         self.dir = Path(session_dir)
         self.t = transport
         self.cfg = config or LiveConfig()
@@ -96,6 +97,8 @@ class LiveSession:
         self.printer = printer  # callable(str) for plain log lines, or None
         self.idle_exit_s = idle_exit_s
         self.mode = mode
+        self.calibrate = calibrate   # ask the clip to calibrate (runner standing still) once, at connect
+        self._calibration_asked = False
         self._last_rx = self._flushed = time.monotonic()
         self.decoder = StreamDecoder()
         self.analyzer = StreamAnalyzer(self.cfg.analysis, margin_s=self.cfg.margin_s, hop_s=self.cfg.hop_s)
@@ -330,6 +333,10 @@ class LiveSession:
                 self.meta["mode"] = "full" if f.full else "compact"
                 self.meta["sample_rate_hz"] = round(1e6 / (f.period_q * w.PERIOD_LSB_US), 3)
                 sf.write_session_meta(self.dir, self.meta)
+                if not f.full and f.n and (f.values[:, 0] == w.ANGLE_MISSING).all() and not self.calibrate:
+                    self.message("the clip sends no angles (not calibrated): in compact mode the ROMs and pelvic "
+                                 "drop stay empty; stand still and long-press its button, or start with "
+                                 "--calibrate (or --mode full)")
             if (seq.missing or before) and [tuple(m) for m in seq.missing] != before:
                 await self._handle_holes()
         elif isinstance(f, fr.Reply):
@@ -358,6 +365,9 @@ class LiveSession:
                 self._download = None
             await self._drain()
             await self._next_download()
+        elif e.code == w.EV_CALIBRATION_DONE:
+            self.message("clip calibrated" if e.value == w.ERR_OK else
+                         "clip calibration failed (it moved or saw no steady 1 g): stand still and try again")
         elif e.code == w.EV_BOOT:
             self.message(f"clip rebooted (cause {e.value}); sample index now {e.seq}")
         elif e.code == w.EV_LOG_ROTATED:
@@ -375,6 +385,10 @@ class LiveSession:
             if self.mode:
                 await self.command("set_mode", mode=self.mode)
             await self.command("start_stream")
+            if self.calibrate and not self._calibration_asked:
+                self._calibration_asked = True
+                self.message("calibrating the clip: stand still for 3 s")
+                await self.command("calibrate", still_s=3)
             await self._handle_holes()
         elif ev.kind == "disconnected":
             self.connected = False
