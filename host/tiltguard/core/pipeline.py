@@ -99,10 +99,7 @@ def analyze(rec: Recording, config: AnalysisConfig | None = None, *, mounting: M
     strides = metrics.stride_table(kin, ev, grid)
     del grid
     curves = cv.stride_curves(kin, ev) if cfg.curves else None
-    if not kin.meta.get("shape", True):
-        strides, curves = mask_unavailable(strides, curves)
-    else:
-        strides, _ = mask_unavailable(strides, None, shape_missing(kin, strides["t_start_s"], strides["t_end_s"]))
+    strides = mask_unavailable(kin, strides)
     alerts, det = detect_drift(strides, cfg.drift)
     summary = summarize(kin, steps, strides, alerts, det, mounting)
     return Analysis(steps=steps, strides=strides, alerts=alerts, summary=summary, curves=curves,
@@ -115,24 +112,15 @@ NEEDS_SHAPE = ("tilt_min_deg", "tilt_max_deg", "tilt_rom_deg", "tilt_ic_deg", "o
               "rotation_rom_deg", "pelvic_drop_l_deg", "pelvic_drop_r_deg", "obliquity_asymmetry_pct")
 
 
-def mask_unavailable(strides: pd.DataFrame, curves: pd.DataFrame | None, rows: np.ndarray | None = None):
-    """Blank what only the within-stride shape can give (stride-mean tilt stays, as a trend): in every stride
-    and the curves, or only in the strides flagged by ``rows`` (bool)."""
-    if rows is not None and not rows.any():
-        return strides, curves
+def mask_unavailable(kin: Kinematics, strides: pd.DataFrame) -> pd.DataFrame:
+    """Blank what only the within-stride shape can give in the strides that lack it (``shape_missing``);
+    the stride-mean tilt stays, as a trend. (The curves leave those strides out themselves.)"""
+    rows = shape_missing(kin, strides["t_start_s"], strides["t_end_s"])
+    if not rows.any():
+        return strides
     strides = strides.copy()
-    for c in NEEDS_SHAPE:
-        if c in strides:
-            if rows is None:
-                strides[c] = np.nan
-            else:
-                strides.loc[rows, c] = np.nan
-    if curves is not None:
-        curves = curves.copy()
-        for c in curves.columns:
-            if c != "pct":
-                curves[c] = np.nan
-    return strides, curves
+    strides.loc[rows, [c for c in NEEDS_SHAPE if c in strides]] = np.nan
+    return strides
 
 
 def _median(df: pd.DataFrame, col: str) -> float | None:

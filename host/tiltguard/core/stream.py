@@ -29,9 +29,9 @@ import pandas as pd
 from tiltguard.core import activity as act
 from tiltguard.core.align import Mounting, calibration_window, estimate_mounting, find_gaps, gap_list
 from tiltguard.core.drift import DriftDetector, alerts_frame
+from tiltguard.core.kinematics import shape_missing
 from tiltguard.core.pipeline import (NOMINAL_RATE_SAMPLES, Analysis, AnalysisConfig, analyze, kinematics,
                                      mask_unavailable, nominal_rate, summarize)
-from tiltguard.core.kinematics import shape_missing
 from tiltguard.errors import InputError
 from tiltguard.formats.raw import Recording
 from tiltguard.formats.session import STEPS_COLUMNS, STRIDES_COLUMNS
@@ -258,7 +258,7 @@ class StreamAnalyzer:
         grid = events.uniform_grid(kin)
         steps = metrics.step_table(kin, ev, grid)
         strides = metrics.stride_table(kin, ev, grid)
-        strides, _ = mask_unavailable(strides, None, shape_missing(kin, strides["t_start_s"], strides["t_end_s"]))
+        strides = mask_unavailable(kin, strides)
         lo = self.final_s
         # an event seen again in a later window may move by a rounding error: the "from" marks sit
         # half a shortest step / stride past the last emitted one
