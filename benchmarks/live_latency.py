@@ -196,15 +196,8 @@ def main() -> int:
     dur_s = s.t_stream_s
     strides = s.analyzer.strides
     print(f"session: {src} ({dur_s / 60:.1f} min of samples, {s.rx_samples} samples), hop_s={a.hop:g}")
-    tim = np.array(s_paced.stride_timing).reshape(-1, 5)
-    real = (tim[:, 3] - tim[:, 2]) + tim[:, 4]          # wait for the reading frame + processing, s
     print(f"stride latency at real time (arrival of the frame holding a stride's last sample -> stride on the "
-          f"dashboard), {len(tim)} provisional strides of {len(strides)} final: p50 {pct(real, 50):.1f} ms, "
-          f"p99 {pct(real, 99):.1f} ms (target < 50 ms)")
-    same = float(np.mean(tim[:, 3] == tim[:, 2]) * 100) if len(tim) else float("nan")
-    print(f"  read from the same frame as the stride's last sample: {same:.0f} %; processing alone p50 "
-          f"{pct(tim[:, 4], 50):.1f} ms, p99 {pct(tim[:, 4], 99):.1f} ms; samples needed after t_end "
-          f"p50 {pct(tim[:, 1] - tim[:, 0], 50):.0f} ms, p99 {pct(tim[:, 1] - tim[:, 0], 99):.0f} ms")
+          f"dashboard), {_latency_text(s_paced)} ({len(strides)} final strides; target < 50 ms)")
     _agreement(s_paced, strides)
     print(f"final strides (CSVs, cues): written {pct(s.latency_final_s, 50):.1f} ms (p50) after the frame that "
           f"made them final, {s.cfg.margin_s:g} s + up to hop_s after they end")
@@ -257,29 +250,29 @@ def _parts_text(p: dict) -> str:
 def _paced_compact(src: Path, hop_s: float, speed: float) -> None:
     """Stride latency and CPU of the compact copy paced at ``speed`` (frames one by one, 95 ms apart)."""
     cpu, _, s = _run(src, hop_s, analyse=True, speed=speed)
+    print(f"  stride latency, {_latency_text(s)}; paced at {speed:g}x {100 * cpu / s.t_stream_s:.2f} % of the hour")
+    _agreement(s, s.analyzer.strides)
+
+
+def _latency_text(s) -> str:
+    """Stride latency at real time from a paced run's ``stride_timing``: the wait for the frame whose samples
+    let the stride be read (stream time from the end of the frame holding its last sample) + processing."""
     tim = np.array(s.stride_timing).reshape(-1, 5)
     real = (tim[:, 3] - tim[:, 2]) + tim[:, 4]
     same = float(np.mean(tim[:, 3] == tim[:, 2]) * 100) if len(tim) else float("nan")
-    print(f"  stride latency, {len(tim)} provisional strides: p50 {pct(real, 50):.1f} ms, p99 {pct(real, 99):.1f} ms "
-          f"({same:.0f} % read from the frame holding the stride's last sample); paced at {speed:g}x "
-          f"{100 * cpu / s.t_stream_s:.2f} % of the hour")
-    _agreement(s, s.analyzer.strides)
+    return (f"{len(tim)} provisional strides: p50 {pct(real, 50):.1f} ms, p99 {pct(real, 99):.1f} ms; read from the "
+            f"frame holding the stride's last sample: {same:.0f} %; processing alone p50 {pct(tim[:, 4], 50):.1f} ms, "
+            f"p99 {pct(tim[:, 4], 99):.1f} ms; samples needed after t_end p50 {pct(tim[:, 1] - tim[:, 0], 50):.0f} ms")
 
 
 def _compact_copy(src: Path, tmp: Path) -> Path | None:
     """The session as the clip sends it in compact mode: accelerometer + angles, no gyro (None: no angles
     to be had: neither angle columns nor a simulator's truth)."""
-    import pandas as pd
-
     from tiltguard.formats.raw import Recording, read_raw, write_raw
+    from tiltguard.sim.io import stand_in_clip_angles
 
     raw = read_raw(next(p for p in (src / "raw.csv.gz", src / "raw.csv", src) if p.is_file()))
-    ang = raw.angles_deg
-    truth = src / "truth" / "samples.csv"
-    if ang is None and truth.is_file():
-        tr = pd.read_csv(truth, usecols=["t_s", "tilt_deg", "obliquity_deg", "rotation_deg"])
-        ang = np.column_stack([np.interp(raw.t_s, tr.t_s, tr[c]) for c in tr.columns[1:]])
-        ang += 0.05 * np.random.default_rng(0).standard_normal(ang.shape)
+    ang = raw.angles_deg if raw.angles_deg is not None else stand_in_clip_angles(src, raw.t_s)
     if ang is None:
         return None
     return write_raw(tmp / "compact.csv", Recording(t_s=raw.t_s, acc_g=raw.acc_g, angles_deg=ang))

@@ -23,6 +23,7 @@ import pytest
 import tiltguard.sim as sim
 from tiltguard.core.pipeline import NEEDS_SHAPE, analyze
 from tiltguard.formats.raw import Recording, read_raw
+from tiltguard.sim.score import match_nearest
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +77,8 @@ def _compact(raw, est, hole_s=None):
 
 
 def _matched(strides, truth):
-    tt = truth.t_start_s.to_numpy()
-    j = np.clip(np.searchsorted(tt, strides.t_start_s.to_numpy()), 1, len(tt) - 1)
-    j = np.where(np.abs(tt[j - 1] - strides.t_start_s) < np.abs(tt[j] - strides.t_start_s), j - 1, j)
-    ok = np.abs(tt[j] - strides.t_start_s.to_numpy()) < 0.05
-    return strides[ok], truth.iloc[j[ok]]
+    ip, it = match_nearest(strides.t_start_s.to_numpy(), truth.t_start_s.to_numpy(), 0.05)
+    return strides.iloc[ip], truth.iloc[it]
 
 
 def test_compact_mode_takes_the_stride_shape_from_the_clip_angles(fused):

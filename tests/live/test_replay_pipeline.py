@@ -123,14 +123,11 @@ def test_compact_stream_gives_rom_from_the_clip_angles(drift_run, fast_config, t
     from tiltguard.formats.raw import Recording, read_raw, write_raw
     from tiltguard.live.dashboard import snapshot
     from tiltguard.live.pipeline import LiveSession
+    from tiltguard.sim.io import stand_in_clip_angles
     from tiltguard.transport.replay import ReplayTransport
 
     raw = read_raw(drift_run / "raw.csv")
-    truth = pd.read_csv(drift_run / "truth" / "samples.csv")
-    ang = truth[["tilt_deg", "obliquity_deg", "rotation_deg"]].to_numpy(float)
-    ang = np.interp(raw.t_s, truth.t_s, ang.T[0]), np.interp(raw.t_s, truth.t_s, ang.T[1]), \
-        np.interp(raw.t_s, truth.t_s, ang.T[2])
-    ang = np.column_stack(ang) + 0.05 * np.random.default_rng(5).standard_normal((len(raw.t_s), 3))
+    ang = stand_in_clip_angles(drift_run, raw.t_s, seed=5)
     src = write_raw(tmp_path / "compact.csv", Recording(t_s=raw.t_s, acc_g=raw.acc_g, angles_deg=ang))
     cfg = load_live_config(fast_config)
     session = LiveSession(tmp_path / "s", ReplayTransport(src, speed=None), cfg, source="replay")

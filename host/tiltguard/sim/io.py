@@ -92,3 +92,16 @@ def write_session(res: SimResult, out_dir: str | Path, gzip: bool = True) -> Pat
     write_json_atomic(td / "drift.json", res.drift)
     write_json_atomic(td / "mounting.json", res.mounting)
     return out
+
+
+def stand_in_clip_angles(session_dir: str | Path, t_s: np.ndarray, noise_deg: float = 0.05,
+                         seed: int = 0) -> np.ndarray | None:
+    """(N, 3) [tilt, obliquity, rotation] deg at ``t_s``: a simulated session's true pelvic angles plus white
+    noise, standing in for the clip's own angles (compact mode) where its fusion is not run; None when the
+    folder has no ``truth/samples.csv``."""
+    path = Path(session_dir) / "truth" / "samples.csv"
+    if not path.is_file():
+        return None
+    tr = pd.read_csv(path, usecols=["t_s", "tilt_deg", "obliquity_deg", "rotation_deg"])
+    ang = np.column_stack([np.interp(t_s, tr["t_s"], tr[c]) for c in ("tilt_deg", "obliquity_deg", "rotation_deg")])
+    return ang + noise_deg * np.random.default_rng(seed).standard_normal(ang.shape)
