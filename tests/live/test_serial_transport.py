@@ -283,3 +283,19 @@ def test_uncalibrated_compact_clip_is_told_and_calibrate_asks_it(drift_run, tmp_
             assert "not calibrated" not in text
         else:
             assert not asked and text.count("not calibrated") == 1 and "--calibrate" in text
+
+
+def test_calibrate_on_a_replay_says_it_is_ignored(drift_run, tmp_path):
+    from tiltguard.formats.raw import write_raw
+    from tiltguard.transport.replay import ReplayTransport
+
+    rec = read_raw(drift_run / "raw.csv")
+    k = rec.t_s < 20.0
+    src = write_raw(tmp_path / "in.csv", Recording(t_s=rec.t_s[k], acc_g=rec.acc_g[k], gyro_dps=rec.gyro_dps[k]))
+    session = LiveSession(tmp_path / "s", ReplayTransport(src, speed=None), LiveConfig(), source="replay",
+                          calibrate=True)
+    asyncio.run(session.run())
+    cmds = [fr.decode_frame(f) for f in read_sessionlog(tmp_path / "s" / "stream.tgl").frames
+            if f[0] & 0x0F == w.T_COMMAND]
+    assert cmds and not [c for c in cmds if c.cmd == w.CMD_CALIBRATE]
+    assert "--calibrate ignored" in (tmp_path / "s" / "live.log").read_text()

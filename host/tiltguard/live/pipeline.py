@@ -387,8 +387,11 @@ class LiveSession:
             await self.command("start_stream")
             if self.calibrate and not self._calibration_asked:
                 self._calibration_asked = True
-                self.message("calibrating the clip: stand still for 3 s")
-                await self.command("calibrate", still_s=3)
+                if self.t.kind == "replay":
+                    self.message("--calibrate ignored: a replay has no clip to calibrate")
+                else:
+                    self.message("calibrating the clip: stand still for 3 s")
+                    await self.command("calibrate", still_s=3)
             await self._handle_holes()
         elif ev.kind == "disconnected":
             self.connected = False
