@@ -5,24 +5,24 @@ pipeline as fast as possible and prints:
 
 * stride latency: from the arrival of the frame that holds a stride's last sample to that stride's metrics
   being given to the dashboard (``core.provisional``), p50/p99, target < 50 ms. At real time that is the
-  stream time from the end of that frame to the end of the frame whose samples let the stride be read
-  (the closing contact's steep rise), plus the processing time of that frame. Also printed: processing
+  time from the clip's notification burst that carries that frame to the burst whose samples let the stride
+  be read (the closing contact's steep rise; usually the same burst), plus the processing time. Also printed: processing
   alone, how far provisional strides differ from the final ones, and when strides become final
   (``core.stream``'s margin: those feed the CSVs and the cues);
 * buzz latency: from the start of handling the frame that made a drift alert final to the buzz command
   being written to the link (p50/p99, target < 200 ms);
 * host CPU time per hour of 200 Hz streaming as a fraction of the hour (target < 1 %): as fast as possible,
-  paced at ``--speed`` (frames one by one) and at real time over ``--realtime-s`` seconds after a
-  fast-forward, each next to baselines measured in the same run (decoding and logging only; the replay
+  paced at ``--speed`` (frames in the clip's notification bursts, ``wire.NOTIFY_BURST_MS``) and at real
+  time over ``--realtime-s`` seconds after a fast-forward, each next to baselines measured in the same run (decoding and logging only; the replay
   transport and event loop alone). Real time is the honest figure: between frames the process sleeps, and
   waking costs CPU (and cold caches) that a faster replay hides. The pipeline's share is split, paced and at
   real time, into the provisional looks, the final analysis and the handling of each frame (clocks on
   ``ProvisionalStrides._look`` and ``StreamAnalyzer.feed``), and the machine's own wake-up tax is measured
-  with a process that only sleeps one frame interval at a time.
+  with a process that only sleeps one burst interval at a time.
 
 The real-time figures are printed twice: for the session as recorded (with gyro: full-mode frames, 12 samples,
-16.7 a second) and for its compact-mode copy (``--compact``, default on: accelerometer + angles, 19 samples a
-frame, 10.5 a second; the clip's default mode). A simulated session's copy takes its angles from
+16.7 a second in bursts of three) and for its compact-mode copy (``--compact``, default on: accelerometer +
+angles, 19 samples a frame, 10.5 a second in bursts of two; the clip's default mode). A simulated session's copy takes its angles from
 ``truth/samples.csv`` plus 0.05 deg of noise, standing in for the clip's fusion (the cost does not depend on
 the values).
 """
@@ -178,7 +178,7 @@ def main() -> int:
     ap.add_argument("session", nargs="?", default=str(ROOT / "data" / "sim-demo-drift"))
     ap.add_argument("--hop", type=float, default=5.0, help="core.stream hop_s (default 5, as live)")
     ap.add_argument("--speed", type=float, default=40.0,
-                    help="replay speed for the paced run, where frames arrive one by one (default 40)")
+                    help="replay speed for the paced run, where frames arrive in bursts, as live (default 40)")
     ap.add_argument("--realtime-s", type=float, default=90.0,
                     help="seconds of the session replayed at real time (1x) for the CPU figure (0: skip)")
     ap.add_argument("--ff-s", type=float, default=180.0,
@@ -210,7 +210,7 @@ def main() -> int:
     print(f"baseline in the same run, decode + log only: {base_hour * 100:.3f} % of the hour; "
           f"analysis costs {per_hour / max(base_hour, 1e-9):.1f}x the baseline")
     paced, link = cpu_paced / s_paced.t_stream_s * 100, cpu_link / s_paced.t_stream_s * 100
-    print(f"paced replay at {a.speed:g}x (frames arrive one at a time, as live): {paced:.2f} % of the hour "
+    print(f"paced replay at {a.speed:g}x (frames arrive in bursts, as live): {paced:.2f} % of the hour "
           f"(target < 1 %), {s_paced.provisional.looks if s_paced.provisional else 0} provisional looks; of which "
           f"the replay transport and event loop alone (standing in for the clip and the radio) {link:.2f} %, "
           f"the host pipeline {paced - link:.2f} %")
@@ -248,20 +248,25 @@ def _parts_text(p: dict) -> str:
 
 
 def _paced_compact(src: Path, hop_s: float, speed: float) -> None:
-    """Stride latency and CPU of the compact copy paced at ``speed`` (frames one by one, 95 ms apart)."""
+    """Stride latency and CPU of the compact copy paced at ``speed`` (two frames a burst, 190 ms apart)."""
     cpu, _, s = _run(src, hop_s, analyse=True, speed=speed)
     print(f"  stride latency, {_latency_text(s)}; paced at {speed:g}x {100 * cpu / s.t_stream_s:.2f} % of the hour")
     _agreement(s, s.analyzer.strides)
 
 
 def _latency_text(s) -> str:
-    """Stride latency at real time from a paced run's ``stride_timing``: the wait for the frame whose samples
-    let the stride be read (stream time from the end of the frame holding its last sample) + processing."""
+    """Stride latency at real time from a paced run's ``stride_timing``: the wait for the notification burst
+    whose samples let the stride be read (from the arrival of the burst holding its last sample: a clip sends
+    frames in bursts, ``replay.notify_time_s``) + processing."""
+    from tiltguard.transport.replay import notify_time_s
+
     tim = np.array(s.stride_timing).reshape(-1, 5)
-    real = (tim[:, 3] - tim[:, 2]) + tim[:, 4]
-    same = float(np.mean(tim[:, 3] == tim[:, 2]) * 100) if len(tim) else float("nan")
-    return (f"{len(tim)} provisional strides: p50 {pct(real, 50):.1f} ms, p99 {pct(real, 99):.1f} ms; read from the "
-            f"frame holding the stride's last sample: {same:.0f} %; processing alone p50 {pct(tim[:, 4], 50):.1f} ms, "
+    held, got = notify_time_s(tim[:, 2]), notify_time_s(tim[:, 3])
+    real = (got - held) + tim[:, 4]
+    same = float(np.mean(got == held) * 100) if len(tim) else float("nan")
+    return (f"{len(tim)} provisional strides: p50 {pct(real, 50):.1f} ms, p99 {pct(real, 99):.1f} ms; "
+            f"read from the burst holding the stride's last sample: {same:.0f} %; processing alone p50 "
+            f"{pct(tim[:, 4], 50):.1f} ms, "
             f"p99 {pct(tim[:, 4], 99):.1f} ms; samples needed after t_end p50 {pct(tim[:, 1] - tim[:, 0], 50):.0f} ms")
 
 
@@ -279,7 +284,7 @@ def _compact_copy(src: Path, tmp: Path) -> Path | None:
 
 
 def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict | None) -> None:
-    """CPU at real time, the way a run feels it: the process sleeps between frames (60 ms apart), and on
+    """CPU at real time, the way a run feels it: the process sleeps between bursts (190 ms apart), and on
     this kind of machine every wake-up costs CPU and cold caches. Baselines in the same run, over the same
     stretch: the replay transport alone, and with the live session's event loop handing frames to nothing;
     what a wake-up costs a process that does nothing else. The pipeline's share is split as when paced."""
@@ -313,11 +318,12 @@ def _realtime(src: Path, hop_s: float, ff_s: float, run_s: float, paced: dict | 
                 pipe.mark_cpu)
     print(f"  the pipeline's share: {_parts_text(rt)}" + ("" if paced is None else
           f"; when paced a look took {paced['look_ms']:.2f} ms and a frame {paced['frame_us']:.0f} us"))
-    frame_s = float(np.median(np.diff(pipe._pace[-200:])))
+    gaps = np.diff(pipe._pace[-200:])
+    frame_s = float(np.median(gaps[gaps > 0]))     # between bursts (frames of one burst come together)
     plain_us, loop_us = _wake_tax(frame_s)
     print(f"  this machine's wake-up tax, a process doing nothing but sleep {frame_s * 1000:.0f} ms at a time: "
           f"{plain_us:.0f} us CPU per wake-up (time.sleep), {loop_us:.0f} us (asyncio), i.e. "
-          f"{100 * loop_us * 1e-6 / frame_s:.2f} % of the hour at one frame per wake-up")
+          f"{100 * loop_us * 1e-6 / frame_s:.2f} % of the hour at one wake-up per burst")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from app import App
 from config import Config
 
 TICK_MS = 20  # command polling and frame building
-BLE_FLUSH_MS = 50  # notifications leave in batches, about 11/s at 200 Hz compact (MTU 247)
+# data notifications leave in bursts (PROTOCOL.md 1.1): each host wake-up costs host CPU, so two
+# compact frames share one; commands are still taken every tick
+BLE_FLUSH_MS = wire.NOTIFY_BURST_MS
 LOG_MS = 50
 STATUS_MS = 5000
 SAMPLE_POLL_MS = 20  # the FIFO watermark is 32 samples = 160 ms at 200 Hz: 20 ms polls keep it shallow
@@ -134,15 +136,18 @@ async def sampler(app, stop_after):
 
 
 async def link_task(app, port, flush_ms):
-    since_flush = 0
+    # flushes keep a fixed beat on the clock: 190 ms is not a whole number of ticks, and a wake-up
+    # by a BLE event (a command write) must neither count as a tick nor delay the next burst
+    due = time.ticks_ms()
     while True:
-        since_flush += TICK_MS
-        flush = since_flush >= flush_ms or port.free() < 3
-        if flush:
-            since_flush = 0
+        now = time.ticks_ms()
+        late = time.ticks_diff(now, due)
+        if late >= 0:
+            due = time.ticks_add(due if late < flush_ms else now, flush_ms)
+        flush = late >= 0 or port.free() < 3  # early when the queue runs low (a download)
         if port.enabled:
-            app.service(port, time.ticks_ms(), flush)
-        await port.link.wait(TICK_MS)
+            app.service(port, now, flush)
+        await port.link.wait(max(1, min(TICK_MS, time.ticks_diff(due, time.ticks_ms()))))
 
 
 async def log_task(app):

@@ -268,6 +268,52 @@ elif check == "ble":
     res["irq_errors"] = ble.irq_errors
     print(json.dumps(res))
 
+elif check == "ble_burst":
+    # firmware/main.py's own tasks (sampler, BLE link, log, status) with a central that streams and
+    # buzzes. Bursts are timed on time.ticks_ms(), the clock asyncio sleeps on, which no fake can
+    # speed up: so the IMU runs at real speed too (200 Hz means 200 Hz of that clock), ~4 s in all.
+    import asyncio
+    import time
+
+    import board
+    import main
+
+    app, port = make_app("burst", ble=True)
+    fake_imu.CLOCK.realtime(1)
+    link = port.link
+    ble = bluetooth.BLE()
+    envs = {"TILTGUARD_RUN_S": "3.6", "TILTGUARD_LINGER_S": "0.3"}
+    main.env = lambda name, default=None: envs.get(name, default)
+    t0 = time.ticks_ms()
+    res = {"flush_ms": main.BLE_FLUSH_MS}
+    central = []
+
+    def rel(t):
+        return time.ticks_diff(t, t0)
+
+    async def host():
+        await asyncio.sleep_ms(300)
+        c = ble.sim_connect(mtu=247)
+        central.append(c)
+        await asyncio.sleep_ms(100)  # the clip asks for MTU 247 at its next tick
+        res["t_start"] = rel(time.ticks_ms())
+        c.write(link.h_control, cmd(wire.CMD_START_STREAM, b"", 5))
+        await asyncio.sleep_ms(1500)
+        res["t_buzz"] = rel(time.ticks_ms())
+        c.write(link.h_control, cmd(wire.CMD_BUZZ, bytes((wire.BUZZ_ACK, 0, 0)), 6))
+
+    async def run():
+        asyncio.create_task(host())
+        await main.main(app, board.REFERENCE, True)
+
+    asyncio.run(run())
+    c = central[0]
+    res["mtu"] = link.mtu
+    res["notes"] = [[rel(t), d.hex()] for (h, d), t in zip(c.notifications, c.notify_ms) if h == link.h_stream]
+    res["pwm"] = [[rel(t), d] for t, f, d in app.haptics.pwm.timeline]
+    res["enomem"] = ble.enomem_count
+    print(json.dumps(res))
+
 elif check == "haptics":
     import asyncio
 

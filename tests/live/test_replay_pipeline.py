@@ -143,3 +143,27 @@ def test_compact_stream_gives_rom_from_the_clip_angles(drift_run, fast_config, t
     assert len(live) > 50 and live["rotation_rom_deg"].notna().all() and live["obliquity_rom_deg"].notna().all()
     s = snapshot(session)
     assert s["obliquity_rom_deg"] > 0 and s["rotation_rom_deg"] > 0
+
+
+@pytest.mark.parametrize("mode, per_burst", [(w.MODE_COMPACT, 2), (w.MODE_FULL, 3)])
+def test_csv_replay_sends_frames_in_the_clips_notification_bursts(drift_run, mode, per_burst):
+    """A re-encoded CSV arrives as a clip sends it (PROTOCOL.md 1.1): each frame at the first burst after its
+    last sample, the frames of a burst together, so a paced replay wakes the host once a burst."""
+    from tiltguard.formats.raw import read_raw
+    from tiltguard.transport.replay import encode_recording
+
+    rec = read_raw(drift_run / "raw.csv")
+    frames, pace = encode_recording(rec, mode)
+    assert len(frames) == len(pace)
+    dec = [fr.decode_frame(f) for f in frames]
+    last_s = np.array([(f.t_us - dec[0].t_us + (f.n - 1) * f.period_q * w.PERIOD_LSB_US) / 1e6 for f in dec])
+    burst_s = w.NOTIFY_BURST_MS / 1000
+    assert (np.diff(pace) >= 0).all()
+    assert (pace >= last_s - 1e-9).all() and (pace < last_s + burst_s).all()    # never before, never a burst late
+    k = np.round(pace / burst_s)
+    assert np.allclose(pace, k * burst_s)                                       # only at burst times
+    counts = np.unique(k, return_counts=True)[1]
+    # 12-sample full frames (60 ms) and 19-sample compact ones (95 ms) at 200 Hz: 3 / 2 a burst, one more or
+    # one fewer where the frame and burst phases slip
+    assert abs(np.median(counts) - per_burst) < 0.6 and counts.max() <= per_burst + 1
+    assert len(counts) == pytest.approx(rec.t_s[-1] / burst_s, rel=0.01, abs=2)

@@ -34,6 +34,9 @@ ATT_HEADER = const(3)  # opcode + handle in front of every notification
 MTU_MIN = const(23)
 MTU_MAX = const(247)
 MAX_FRAME = const(244)  # MTU_MAX - ATT_HEADER: no frame is ever longer, on any link
+# BLE data notifications leave the clip in bursts this far apart (PROTOCOL.md 1.1): two compact frames
+# (three full ones) at 200 Hz, so the host wakes half as often; each wake-up costs host CPU of its own
+NOTIFY_BURST_MS = const(190)
 
 # ---- frame byte 0: (version << 4) | type; a first byte < 0x10 is a BLE segment header --------
 T_DATA_COMPACT = const(0x1)

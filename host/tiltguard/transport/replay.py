@@ -32,8 +32,17 @@ def _source_file(path: Path) -> Path:
     return path
 
 
+def notify_time_s(t_last_s):
+    """When a clip sends a frame whose last sample was taken at ``t_last_s`` (s from the stream's first sample):
+    at the next notification burst (``wire.NOTIFY_BURST_MS``, PROTOCOL.md 1.1). Frames of one burst arrive
+    together."""
+    burst_s = w.NOTIFY_BURST_MS / 1000.0
+    return np.ceil(np.asarray(t_last_s, dtype=np.float64) / burst_s - 1e-9) * burst_s
+
+
 def encode_recording(rec, mode: int | None = None) -> tuple[list[bytes], np.ndarray]:
-    """Data frames for a Recording, and each frame's first-sample time (s) for pacing.
+    """Data frames for a Recording, and when a clip would send each (s from the first sample) for pacing:
+    the burst after its last sample (:func:`notify_time_s`).
 
     Sample indices advance by the number of nominal intervals between rows (at least 1), so a gap in
     the recording becomes a jump in ``seq`` exactly as a lost stretch of a live stream would.
@@ -65,8 +74,8 @@ def encode_recording(rec, mode: int | None = None) -> tuple[list[bytes], np.ndar
         a, b = int(a), int(b)
         # a frame carries its first sample's time; later samples follow at the nominal period
         frames += fr.encode_data_frames(vals[a:b], int(seq[a]), t_us[a:b], period_q, mode)
-        pace += (rec.t_s[a:b:per] - rec.t_s[0]).tolist()
-    return frames, np.asarray(pace)
+        pace += (rec.t_s[np.minimum(np.arange(a + per - 1, b + per - 1, per), b - 1)] - rec.t_s[0]).tolist()
+    return frames, notify_time_s(pace)
 
 
 class ReplayTransport(Transport):

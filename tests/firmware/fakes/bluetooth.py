@@ -12,7 +12,7 @@ are not reported to Python.
 
 Test hooks simulate a central: ``central = BLE().sim_connect(...)``, then ``central.write(h, data)``,
 ``central.read(h)``, ``central.exchange_mtu(n)``, ``central.pair()``, ``central.disconnect()``;
-``central.notifications`` collects ``(value_handle, bytes)``. Events are delivered synchronously.
+``central.notifications`` collects ``(value_handle, bytes)``, ``central.notify_ms`` their ``time.ticks_ms()``. Events are delivered synchronously.
 """
 
 import time
@@ -92,6 +92,7 @@ class Central:
         self.encrypted = False
         self.connected = True
         self.notifications = []  # (value_handle, bytes)
+        self.notify_ms = []  # time.ticks_ms() of each notification (the asyncio clock), same order
         self.indications = []
         self.denied_reads = 0
 
@@ -344,6 +345,7 @@ class BLE:
         self._credits -= 1
         payload = self._values[value_handle] if data is None else bytes(data)
         c.notifications.append((value_handle, payload[: c.mtu - 3]))
+        c.notify_ms.append(time.ticks_ms())
 
     def gatts_indicate(self, conn_handle, value_handle, data=None):
         c = self._conns.get(conn_handle)
