@@ -6,25 +6,25 @@ pipeline as fast as possible and prints:
 * stride latency: from the arrival of the frame that holds a stride's last sample to that stride's metrics
   being given to the dashboard (``core.provisional``), p50/p99, target < 50 ms. At real time that is the
   time from the clip's notification burst that carries that frame to the burst whose samples let the stride
-  be read (the closing contact's steep rise; usually the same burst), plus the processing time. Also printed: processing
-  alone, how far provisional strides differ from the final ones, and when strides become final
+  be read (the closing contact's steep rise; usually the same burst), plus the processing time. Also printed:
+  processing alone, how far provisional strides differ from the final ones, and when strides become final
   (``core.stream``'s margin: those feed the CSVs and the cues);
 * buzz latency: from the start of handling the frame that made a drift alert final to the buzz command
   being written to the link (p50/p99, target < 200 ms);
 * host CPU time per hour of 200 Hz streaming as a fraction of the hour (target < 1 %): as fast as possible,
   paced at ``--speed`` (frames in the clip's notification bursts, ``wire.NOTIFY_BURST_MS``) and at real
-  time over ``--realtime-s`` seconds after a fast-forward, each next to baselines measured in the same run (decoding and logging only; the replay
-  transport and event loop alone). Real time is the honest figure: between frames the process sleeps, and
-  waking costs CPU (and cold caches) that a faster replay hides. The pipeline's share is split, paced and at
+  time over ``--realtime-s`` seconds after a fast-forward, each next to baselines measured in the same run
+  (decoding and logging only; the replay transport and event loop alone). Real time is the honest figure:
+  between bursts the process sleeps, and waking costs CPU (and cold caches) that a faster replay hides. The pipeline's share is split, paced and at
   real time, into the provisional looks, the final analysis and the handling of each frame (clocks on
   ``ProvisionalStrides._look`` and ``StreamAnalyzer.feed``), and the machine's own wake-up tax is measured
   with a process that only sleeps one burst interval at a time.
 
 The real-time figures are printed twice: for the session as recorded (with gyro: full-mode frames, 12 samples,
 16.7 a second in bursts of three) and for its compact-mode copy (``--compact``, default on: accelerometer +
-angles, 19 samples a frame, 10.5 a second in bursts of two; the clip's default mode). A simulated session's copy takes its angles from
-``truth/samples.csv`` plus 0.05 deg of noise, standing in for the clip's fusion (the cost does not depend on
-the values).
+angles, 19 samples a frame, 10.5 a second in bursts of two; the clip's default mode). A simulated session's
+copy takes its angles from ``truth/samples.csv`` plus 0.05 deg of noise, standing in for the clip's fusion
+(the cost does not depend on the values).
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ def _paced_compact(src: Path, hop_s: float, speed: float) -> None:
 def _latency_text(s) -> str:
     """Stride latency at real time from a paced run's ``stride_timing``: the wait for the notification burst
     whose samples let the stride be read (from the arrival of the burst holding its last sample: a clip sends
-    frames in bursts, ``replay.notify_time_s``) + processing."""
+    frames in bursts, ``replay.notify_time_s``; frame ends are stream times from the first sample, the zero
+    of a re-encoded CSV's bursts) + processing."""
     from tiltguard.transport.replay import notify_time_s
 
     tim = np.array(s.stride_timing).reshape(-1, 5)

@@ -74,7 +74,8 @@ def encode_recording(rec, mode: int | None = None) -> tuple[list[bytes], np.ndar
         a, b = int(a), int(b)
         # a frame carries its first sample's time; later samples follow at the nominal period
         frames += fr.encode_data_frames(vals[a:b], int(seq[a]), t_us[a:b], period_q, mode)
-        pace += (rec.t_s[np.minimum(np.arange(a + per - 1, b + per - 1, per), b - 1)] - rec.t_s[0]).tolist()
+        last = np.minimum(np.arange(a, b, per) + per - 1, b - 1)   # each frame's last sample: when it can leave
+        pace += (rec.t_s[last] - rec.t_s[0]).tolist()
     return frames, notify_time_s(pace)
 
 

@@ -12,7 +12,8 @@ are not reported to Python.
 
 Test hooks simulate a central: ``central = BLE().sim_connect(...)``, then ``central.write(h, data)``,
 ``central.read(h)``, ``central.exchange_mtu(n)``, ``central.pair()``, ``central.disconnect()``;
-``central.notifications`` collects ``(value_handle, bytes)``, ``central.notify_ms`` their ``time.ticks_ms()``. Events are delivered synchronously.
+``central.notifications`` collects ``(value_handle, bytes)``, ``central.notify_ms`` their ``time.ticks_ms()``.
+Events are delivered synchronously.
 """
 
 import time
